@@ -1,0 +1,168 @@
+package lock
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+)
+
+// Lease is a lock stored in a coordination.k8s.io/v1 Lease. It is safe for concurrent use; each
+// Acquire that succeeds starts a term of its own.
+type Lease struct {
+	leases    coordinationv1client.LeaseInterface
+	namespace string
+	name      string
+	o         options
+}
+
+var _ Lock = (*Lease)(nil)
+
+// NewLease returns the Lease lock namespace/name. The Lease object need not exist: the first
+// candidate creates it. Pass clientset.CoordinationV1() as client.
+func NewLease(client coordinationv1client.LeasesGetter, namespace, name string, opts ...Option) (*Lease, error) {
+	if client == nil {
+		return nil, &ConfigError{Field: "client", Value: nil, Reason: "must not be nil"}
+	}
+	if err := validateName("namespace", namespace, validation.IsDNS1123Label); err != nil {
+		return nil, err
+	}
+	if err := validateName("name", name, validation.IsDNS1123Subdomain); err != nil {
+		return nil, err
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.log = o.log.Named("lease").With(zapLock(namespace, name))
+	return &Lease{leases: client.Leases(namespace), namespace: namespace, name: name, o: o}, nil
+}
+
+func validateName(field, value string, check func(string) []string) error {
+	if value == "" {
+		return &ConfigError{Field: field, Value: `""`, Reason: "must not be empty"}
+	}
+	if errs := check(value); len(errs) > 0 {
+		return &ConfigError{Field: field, Value: value, Reason: strings.Join(errs, "; ")}
+	}
+	return nil
+}
+
+// String returns "lease namespace/name".
+func (l *Lease) String() string { return fmt.Sprintf("lease %s/%s", l.namespace, l.name) }
+
+// Identity is this process's holder identity.
+func (l *Lease) Identity() string { return l.o.identity }
+
+// Timings are the lock's validated timings.
+func (l *Lease) Timings() Timings { return l.o.timings }
+
+// TryAcquire takes the Lease if it is absent or free (empty holder) and returns a *HeldError
+// naming the holder otherwise. It cannot take an expired Lease: expiry is judged by watching a
+// record stay unchanged for its duration, which needs Acquire.
+func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
+	cur, err := l.leases.Get(ctx, l.name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		cur = nil
+	case err != nil:
+		return nil, &APIError{Lock: l.String(), Op: "get", Err: err}
+	case recordOf(cur).holder != "":
+		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
+	}
+	sent := l.o.clock.Now()
+	written, err := l.write(ctx, cur, sent)
+	switch {
+	case err == nil:
+		return l.startTerm(written, sent), nil
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		holder := ""
+		if now, gerr := l.leases.Get(ctx, l.name, metav1.GetOptions{}); gerr == nil {
+			holder = recordOf(now).holder
+		}
+		return nil, &HeldError{Lock: l.String(), Holder: holder}
+	default:
+		return nil, &APIError{Lock: l.String(), Op: writeOp(cur), Err: err}
+	}
+}
+
+// write takes the Lease for this process: it creates it when cur is nil, and otherwise replaces
+// cur's record with a compare-and-swap on cur's resourceVersion. The new term's transition
+// count is one more than cur's, also when cur's holder was this process.
+func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, sent time.Time) (*coordinationv1.Lease, error) {
+	rec := l.newRecord(cur, sent)
+	if cur == nil {
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: l.name, Namespace: l.namespace}}
+		rec.writeTo(lease)
+		return l.leases.Create(ctx, lease, metav1.CreateOptions{})
+	}
+	lease := cur.DeepCopy()
+	rec.writeTo(lease)
+	return l.leases.Update(ctx, lease, metav1.UpdateOptions{})
+}
+
+func writeOp(cur *coordinationv1.Lease) string {
+	if cur == nil {
+		return "create"
+	}
+	return "update"
+}
+
+// newRecord is the record of a new term of this process following cur (nil: no Lease yet).
+func (l *Lease) newRecord(cur *coordinationv1.Lease, sent time.Time) leaseRecord {
+	now := microNow(sent)
+	rec := leaseRecord{
+		holder:          l.o.identity,
+		durationSeconds: int32(l.o.timings.LeaseDuration.Seconds()),
+		acquireTime:     now,
+		renewTime:       now,
+		transitions:     1,
+	}
+	if cur != nil {
+		rec.transitions = recordOf(cur).transitions + 1
+	}
+	return rec
+}
+
+// Observe calls fn each time the Lease's holder or term changes; see Lock.
+func (l *Lease) Observe(ctx context.Context, fn func(Observation)) error {
+	var last *Observation
+	return observe(ctx, l.watcher(), func(o observation[*coordinationv1.Lease]) {
+		next := Observation{Time: l.o.clock.Now()}
+		if o.exists {
+			rec := recordOf(o.obj)
+			next.Holder = rec.holder
+			if rec.holder != "" {
+				next.Token = leaseToken(o.obj, rec)
+			}
+		}
+		if last != nil && last.Holder == next.Holder && last.Token == next.Token {
+			return
+		}
+		last = &next
+		fn(next)
+	}, l.String())
+}
+
+func (l *Lease) watcher() *objectWatcher[*coordinationv1.Lease] {
+	return &objectWatcher[*coordinationv1.Lease]{
+		name:  l.name,
+		get:   l.leases.Get,
+		watch: l.leases.Watch,
+		clock: l.o.clock,
+		log:   l.o.log,
+	}
+}
+
+func leaseToken(l *coordinationv1.Lease, rec leaseRecord) Token {
+	return Token{Seq: int64(rec.transitions), ID: fmt.Sprintf("%s/%d", l.UID, rec.transitions)}
+}

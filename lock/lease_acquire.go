@@ -1,0 +1,176 @@
+package lock
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/clock"
+)
+
+// Acquire waits until this process holds the Lease, or ctx ends; see Lock.
+//
+// Waiting is driven by a watch on the one Lease and by a timer set to the record's expiry as
+// observed here: a record that has not changed for leaseDurationSeconds since this process first
+// saw it is expired. The holder's timestamps are never compared with the local clock, so clock
+// skew between machines does not matter, only the rates of their clocks. A free Lease (empty
+// holder) is taken as soon as it is observed. Every write is a compare-and-swap on the observed
+// resourceVersion; losing a race means waiting for the next observation, not an error.
+func (l *Lease) Acquire(ctx context.Context) (*Term, error) {
+	wctx, stopWatch := context.WithCancel(ctx)
+	events := make(chan observation[*coordinationv1.Lease])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.watcher().run(wctx, events)
+	}()
+	defer func() {
+		stopWatch()
+		<-done
+	}()
+
+	c := &leaseCandidate{l: l, retry: newBackoff(l.o.clock, 100*time.Millisecond, l.o.timings.RetryPeriod)}
+	defer c.stopTimers()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, &HeldError{Lock: l.String(), Holder: c.record.holder, Err: ctx.Err()}
+		case o := <-events:
+			if o.err != nil {
+				return nil, withLock(o.err, l.String())
+			}
+			c.observe(o)
+		case <-c.expiryC():
+			c.expiry = nil
+		case <-c.retryC():
+			c.retrying = nil
+		}
+		if term, err := c.act(ctx); term != nil || err != nil {
+			return term, err
+		}
+	}
+}
+
+// leaseCandidate is what a waiting candidate knows and plans.
+type leaseCandidate struct {
+	l *Lease
+
+	known      bool                  // an observation has arrived
+	lease      *coordinationv1.Lease // the observed Lease, nil when absent
+	record     leaseRecord
+	observedAt time.Time // when the record was first seen as it is now, on the lock's clock
+
+	// pending is a write whose outcome is unknown (the request failed in transit). When the
+	// record it wrote shows up, the write had succeeded.
+	pending *pendingWrite
+
+	expiry   clock.Timer // fires when the observed record expires
+	retrying clock.Timer // fires when a failed request may be retried
+	retry    *backoff
+}
+
+type pendingWrite struct {
+	record leaseRecord
+	sent   time.Time
+}
+
+func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
+	var rec leaseRecord
+	if o.exists {
+		rec = recordOf(o.obj)
+	}
+	if !c.known || (c.lease != nil) != o.exists || !rec.equal(c.record) {
+		c.observedAt = c.l.o.clock.Now()
+	}
+	c.known = true
+	c.lease, c.record = nil, rec
+	if o.exists {
+		c.lease = o.obj
+	}
+}
+
+// act takes the Lease if what the candidate knows allows it, and otherwise sets the timer for the
+// next decision. It returns a term, a permanent failure, or neither (keep waiting).
+func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
+	if !c.known || c.retrying != nil {
+		return nil, nil
+	}
+	c.stopExpiry()
+	l, clk := c.l, c.l.o.clock
+	if c.lease != nil && c.pending != nil && c.record.equal(c.pending.record) {
+		// Our earlier write did land. Within the renew deadline it is a valid term; after it, the
+		// record is ours but stale, and taking it again below starts a fresh term.
+		if clk.Since(c.pending.sent) < l.o.timings.RenewDeadline {
+			return l.startTerm(c.lease, c.pending.sent), nil
+		}
+	} else if c.lease != nil && c.record.holder != "" {
+		expires := c.observedAt.Add(c.validFor())
+		if wait := expires.Sub(clk.Now()); wait > 0 {
+			c.expiry = clk.NewTimer(wait)
+			return nil, nil
+		}
+		l.o.log.Info("lease expired, taking over", zap.String("holder", c.record.holder),
+			zap.Duration("unchangedFor", clk.Since(c.observedAt)))
+	}
+	sent := clk.Now()
+	written, err := l.write(ctx, c.lease, sent)
+	switch {
+	case err == nil:
+		c.retry.reset()
+		return l.startTerm(written, sent), nil
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		// Another write came first: the watch brings it, and the decision is made again then.
+		c.retry.reset()
+		return nil, nil
+	case permanent(err) || (c.lease == nil && apierrors.IsNotFound(err)):
+		// NotFound on create: the namespace does not exist.
+		return nil, &APIError{Lock: l.String(), Op: writeOp(c.lease), Err: err}
+	case ctx.Err() != nil:
+		return nil, nil // the loop reports ctx's end
+	default:
+		c.pending = &pendingWrite{record: l.newRecord(c.lease, sent), sent: sent}
+		l.o.log.Info("write failed, retrying", zap.String("op", writeOp(c.lease)), zap.Error(err))
+		c.retrying = clk.NewTimer(c.retry.step())
+		return nil, nil
+	}
+}
+
+// validFor is how long the observed record stays valid after it was observed. A record without a
+// positive duration is given this lock's own, which errs on the side of waiting longer.
+func (c *leaseCandidate) validFor() time.Duration {
+	if c.record.durationSeconds > 0 {
+		return time.Duration(c.record.durationSeconds) * time.Second
+	}
+	return c.l.o.timings.LeaseDuration
+}
+
+func (c *leaseCandidate) expiryC() <-chan time.Time {
+	if c.expiry == nil {
+		return nil
+	}
+	return c.expiry.C()
+}
+
+func (c *leaseCandidate) retryC() <-chan time.Time {
+	if c.retrying == nil {
+		return nil
+	}
+	return c.retrying.C()
+}
+
+func (c *leaseCandidate) stopExpiry() {
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+}
+
+func (c *leaseCandidate) stopTimers() {
+	c.stopExpiry()
+	if c.retrying != nil {
+		c.retrying.Stop()
+		c.retrying = nil
+	}
+}

@@ -1,0 +1,230 @@
+package lock
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// leaseTerm keeps a held Lease: it renews every RetryPeriod and ends the term as lost when no
+// renewal sent within the last RenewDeadline has succeeded. That moment comes before any other
+// candidate may take over, because they wait a whole LeaseDuration from when they observed the
+// last successful renewal, which was written after it was sent.
+type leaseTerm struct {
+	l    *Lease
+	term *Term
+	wg   sync.WaitGroup // the renew loop and its requests
+
+	mu       sync.Mutex
+	written  *coordinationv1.Lease // the Lease as this term last wrote it
+	lastSent time.Time             // send time of the last successful write, on the lock's clock
+}
+
+var _ termBackend = (*leaseTerm)(nil)
+
+// startTerm starts a term from a successful write of the Lease sent at sent.
+func (l *Lease) startTerm(written *coordinationv1.Lease, sent time.Time) *Term {
+	rec := recordOf(written)
+	t := newTerm(l.String(), l.o.identity, leaseToken(written, rec))
+	lt := &leaseTerm{l: l, term: t, written: written, lastSent: sent}
+	t.backend = lt
+	l.o.log.Info("acquired", zap.Int32("token", rec.transitions))
+	lt.wg.Add(1)
+	go lt.run()
+	return t
+}
+
+type renewResult struct {
+	attempt int
+	sent    time.Time
+	lease   *coordinationv1.Lease
+	lost    string // non-empty when the renewal showed the term is over
+	err     error
+}
+
+func (lt *leaseTerm) run() {
+	defer lt.wg.Done()
+	clk, tm := lt.l.o.clock, lt.l.o.timings
+	lastSent := lt.sentAt()
+	deadline := clk.NewTimer(tm.RenewDeadline - clk.Since(lastSent))
+	defer deadline.Stop()
+	tick := clk.NewTimer(tm.RetryPeriod - clk.Since(lastSent))
+	defer tick.Stop()
+	results := make(chan renewResult, 1)
+	attempt := 0
+	var cancelAttempt context.CancelFunc = func() {}
+	defer func() { cancelAttempt() }()
+	var lastErr error
+	for {
+		select {
+		case <-lt.term.Done():
+			return
+		case <-deadline.C():
+			if left := tm.RenewDeadline - clk.Since(lastSent); left > 0 {
+				deadline.Reset(left)
+				continue
+			}
+			lt.lose("no renewal succeeded within the renew deadline", lastErr)
+			return
+		case <-tick.C():
+			if clk.Since(lastSent) >= tm.RenewDeadline {
+				// A process that was paused resumes here with its deadline behind it.
+				lt.lose("the renew deadline passed before the next renewal (was the process paused?)", lastErr)
+				return
+			}
+			// An attempt still in flight after a whole RetryPeriod is abandoned for a new one.
+			cancelAttempt()
+			attempt++
+			cancelAttempt = lt.startRenew(attempt, clk.Now(), results)
+			tick.Reset(tm.RetryPeriod)
+		case r := <-results:
+			if r.attempt != attempt {
+				continue
+			}
+			switch {
+			case r.lost != "":
+				lt.lose(r.lost, r.err)
+				return
+			case r.err != nil && permanent(r.err):
+				lt.lose("renewal refused", r.err)
+				return
+			case r.err != nil:
+				lastErr = r.err
+				lt.l.o.log.Info("renewal failed", zap.Error(r.err), zap.Duration("sinceLastRenewal", clk.Since(lastSent)))
+			case clk.Since(lastSent) >= tm.RenewDeadline:
+				// The renewal succeeded, but only after the deadline of the previous one.
+				lt.lose("the renewal succeeded only after the renew deadline", nil)
+				return
+			default:
+				lastErr = nil
+				lastSent = r.sent
+				lt.renewed(r.lease, r.sent)
+				deadline.Reset(tm.RenewDeadline - clk.Since(lastSent))
+				tick.Reset(tm.RetryPeriod - clk.Since(lastSent))
+			}
+		}
+	}
+}
+
+// startRenew sends a renewal in the background; the returned function abandons it.
+func (lt *leaseTerm) startRenew(attempt int, sent time.Time, out chan<- renewResult) context.CancelFunc {
+	ctx, cancel := context.WithCancel(lt.term.Context())
+	lt.wg.Add(1)
+	go lt.renew(ctx, attempt, sent, out)
+	return cancel
+}
+
+// renew writes a fresh renewTime with a compare-and-swap on the last written resourceVersion. On
+// a conflict it reads the Lease: if the record still names this term (an unrelated write, or an
+// earlier renewal whose reply was lost) it renews that version instead; otherwise the term is over.
+func (lt *leaseTerm) renew(ctx context.Context, attempt int, sent time.Time, out chan<- renewResult) {
+	defer lt.wg.Done()
+	res := renewResult{attempt: attempt, sent: sent}
+	res.lease, res.err = lt.update(ctx, lt.writtenLease(), sent)
+	if apierrors.IsConflict(res.err) {
+		var cur *coordinationv1.Lease
+		cur, res.err = lt.l.leases.Get(ctx, lt.l.name, metav1.GetOptions{})
+		switch {
+		case res.err != nil:
+		case !lt.owns(cur):
+			res.lost = fmt.Sprintf("the lease is now held by %q", recordOf(cur).holder)
+		default:
+			res.lease, res.err = lt.update(ctx, cur, sent)
+		}
+	}
+	if apierrors.IsNotFound(res.err) {
+		res.lost = "the lease was deleted"
+	}
+	select {
+	case out <- res:
+	case <-lt.term.Done():
+	}
+}
+
+// owns reports whether a Lease's record is this term's.
+func (lt *leaseTerm) owns(cur *coordinationv1.Lease) bool {
+	rec := recordOf(cur)
+	return rec.holder == lt.l.o.identity && int64(rec.transitions) == lt.term.token.Seq
+}
+
+func (lt *leaseTerm) update(ctx context.Context, base *coordinationv1.Lease, sent time.Time) (*coordinationv1.Lease, error) {
+	lease := base.DeepCopy()
+	rec := recordOf(lease)
+	rec.holder = lt.l.o.identity
+	rec.durationSeconds = int32(lt.l.o.timings.LeaseDuration.Seconds())
+	rec.renewTime = microNow(sent)
+	rec.writeTo(lease)
+	return lt.l.leases.Update(ctx, lease, metav1.UpdateOptions{})
+}
+
+func (lt *leaseTerm) lose(reason string, err error) {
+	if lt.term.loseTerm(reason, err) {
+		lt.l.o.log.Warn("lost", zap.String("reason", reason), zap.Error(err), zap.Int64("token", lt.term.token.Seq))
+	}
+}
+
+func (lt *leaseTerm) renewed(l *coordinationv1.Lease, sent time.Time) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	lt.written, lt.lastSent = l, sent
+}
+
+func (lt *leaseTerm) writtenLease() *coordinationv1.Lease {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.written
+}
+
+func (lt *leaseTerm) sentAt() time.Time {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.lastSent
+}
+
+func (lt *leaseTerm) exclusiveUntil() time.Time {
+	return lt.sentAt().Add(lt.l.o.timings.LeaseDuration)
+}
+
+func (lt *leaseTerm) stop() { lt.wg.Wait() }
+
+// release clears the holder, in the form client-go writes (empty holder, duration 1 s, the
+// transition count kept), with a compare-and-swap on the resourceVersion this term last wrote.
+// If that version is gone it reads the Lease and clears it only if the record is still this
+// term's; a Lease that a newer term holds, or that was deleted, is left alone.
+func (lt *leaseTerm) release(ctx context.Context) error {
+	base := lt.writtenLease()
+	for range 2 {
+		lease := base.DeepCopy()
+		rec := recordOf(lease)
+		now := microNow(lt.l.o.clock.Now())
+		rec.holder, rec.durationSeconds, rec.acquireTime, rec.renewTime = "", 1, now, now
+		rec.writeTo(lease)
+		_, err := lt.l.leases.Update(ctx, lease, metav1.UpdateOptions{})
+		switch {
+		case err == nil:
+			lt.l.o.log.Info("released", zap.Int64("token", lt.term.token.Seq))
+			return nil
+		case apierrors.IsNotFound(err):
+			return nil
+		case !apierrors.IsConflict(err):
+			return &APIError{Lock: lt.l.String(), Op: "update", Err: err}
+		}
+		cur, err := lt.l.leases.Get(ctx, lt.l.name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return &APIError{Lock: lt.l.String(), Op: "get", Err: err}
+		case !lt.owns(cur):
+			return nil
+		}
+		base = cur
+	}
+	return &APIError{Lock: lt.l.String(), Op: "update", Err: fmt.Errorf("the lease kept changing while being released")}
+}

@@ -1,0 +1,103 @@
+package lock
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/utils/clock"
+
+	"github.com/regent-k8s/regent/contextinfo"
+)
+
+// Timings of a Lease lock. The holder renews every RetryPeriod; a term whose last successful
+// renewal was sent more than RenewDeadline ago ends as lost, which is before any other candidate
+// may take over: those wait LeaseDuration from the moment they observed that renewal. The
+// difference LeaseDuration - RenewDeadline is the margin for the holder's work to stop and for
+// clocks that run at different rates.
+type Timings struct {
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+}
+
+// DefaultTimings are client-go's defaults: 15 s, 10 s and 2 s.
+var DefaultTimings = Timings{LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
+
+// Validate checks LeaseDuration > RenewDeadline > RetryPeriod > 0 and that LeaseDuration is a
+// whole number of seconds (the Lease records it in seconds). The error names the field.
+func (t Timings) Validate() error {
+	switch {
+	case t.RetryPeriod <= 0:
+		return &ConfigError{Field: "RetryPeriod", Value: t.RetryPeriod, Reason: "must be greater than zero"}
+	case t.RenewDeadline <= t.RetryPeriod:
+		return &ConfigError{Field: "RenewDeadline", Value: t.RenewDeadline, Reason: fmt.Sprintf("must be greater than RetryPeriod (%v)", t.RetryPeriod)}
+	case t.LeaseDuration <= t.RenewDeadline:
+		return &ConfigError{Field: "LeaseDuration", Value: t.LeaseDuration, Reason: fmt.Sprintf("must be greater than RenewDeadline (%v)", t.RenewDeadline)}
+	case t.LeaseDuration%time.Second != 0:
+		return &ConfigError{Field: "LeaseDuration", Value: t.LeaseDuration, Reason: "must be a whole number of seconds"}
+	case t.LeaseDuration/time.Second > 1<<31-1:
+		return &ConfigError{Field: "LeaseDuration", Value: t.LeaseDuration, Reason: "is too long"}
+	}
+	return nil
+}
+
+type options struct {
+	identity string
+	timings  Timings
+	clock    clock.Clock
+	log      *zap.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		identity: contextinfo.DefaultIdentity(),
+		timings:  DefaultTimings,
+		clock:    clock.RealClock{},
+		log:      zap.NewNop(),
+	}
+}
+
+func (o *options) validate() error {
+	if o.identity == "" {
+		return &ConfigError{Field: "Identity", Value: `""`, Reason: "must not be empty"}
+	}
+	if o.clock == nil {
+		return &ConfigError{Field: "Clock", Value: nil, Reason: "must not be nil"}
+	}
+	if o.log == nil {
+		o.log = zap.NewNop()
+	}
+	return o.timings.Validate()
+}
+
+// Option configures a lock.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithIdentity sets this process's name in the lock's records. The default is the Pod name (or
+// host name) plus a random suffix drawn once per process, so that a restarted process never
+// mistakes its predecessor's term for its own. Identities must be unique among candidates.
+func WithIdentity(identity string) Option {
+	return optionFunc(func(o *options) { o.identity = identity })
+}
+
+// WithTimings sets a Lease lock's timings (default DefaultTimings). Leader-for-life locks have no
+// timings and ignore it.
+func WithTimings(t Timings) Option {
+	return optionFunc(func(o *options) { o.timings = t })
+}
+
+// WithClock replaces the real clock, for tests. All expiry decisions use this clock's readings,
+// which for the real clock are monotonic.
+func WithClock(c clock.Clock) Option {
+	return optionFunc(func(o *options) { o.clock = c })
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(o *options) { o.log = l })
+}
