@@ -3,6 +3,7 @@ module github.com/regent-k8s/regent
 go 1.26.0
 
 require (
+	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2

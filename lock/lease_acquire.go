@@ -94,18 +94,23 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 // act takes the Lease if what the candidate knows allows it, and otherwise sets the timer for the
 // next decision. It returns a term, a permanent failure, or neither (keep waiting).
 func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
-	if !c.known || c.retrying != nil {
+	if !c.known {
+		return nil, nil
+	}
+	l, clk := c.l, c.l.o.clock
+	ownWrite := c.lease != nil && c.pending != nil && c.record.equal(c.pending.record)
+	if ownWrite && clk.Since(c.pending.sent) < l.o.timings.RenewDeadline {
+		// An earlier write whose reply was lost did land: within the renew deadline it is a valid
+		// term. After the deadline the record is ours but stale, and taking it again below starts
+		// a fresh term.
+		c.stopTimers()
+		return l.startTerm(c.lease, c.pending.sent), nil
+	}
+	if c.retrying != nil {
 		return nil, nil
 	}
 	c.stopExpiry()
-	l, clk := c.l, c.l.o.clock
-	if c.lease != nil && c.pending != nil && c.record.equal(c.pending.record) {
-		// Our earlier write did land. Within the renew deadline it is a valid term; after it, the
-		// record is ours but stale, and taking it again below starts a fresh term.
-		if clk.Since(c.pending.sent) < l.o.timings.RenewDeadline {
-			return l.startTerm(c.lease, c.pending.sent), nil
-		}
-	} else if c.lease != nil && c.record.holder != "" {
+	if !ownWrite && c.lease != nil && c.record.holder != "" {
 		expires := c.observedAt.Add(c.validFor())
 		if wait := expires.Sub(clk.Now()); wait > 0 {
 			c.expiry = clk.NewTimer(wait)

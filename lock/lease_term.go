@@ -73,16 +73,17 @@ func (lt *leaseTerm) run() {
 			lt.lose("no renewal succeeded within the renew deadline", lastErr)
 			return
 		case <-tick.C():
-			if clk.Since(lastSent) >= tm.RenewDeadline {
+			now := clk.Now()
+			if now.Sub(lastSent) >= tm.RenewDeadline {
 				// A process that was paused resumes here with its deadline behind it.
 				lt.lose("the renew deadline passed before the next renewal (was the process paused?)", lastErr)
 				return
 			}
 			// An attempt still in flight after a whole RetryPeriod is abandoned for a new one.
+			tick.Reset(tm.RetryPeriod)
 			cancelAttempt()
 			attempt++
-			cancelAttempt = lt.startRenew(attempt, clk.Now(), results)
-			tick.Reset(tm.RetryPeriod)
+			cancelAttempt = lt.startRenew(attempt, now, results)
 		case r := <-results:
 			if r.attempt != attempt {
 				continue

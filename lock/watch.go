@@ -55,18 +55,17 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 	}
 	retry := newBackoff(w.clock, 100*time.Millisecond, 5*time.Second)
 	needGet, rv := true, ""
+	// The state read by GET is sent once the watch that follows it is accepted, so that a caller
+	// who may read but not watch learns it before acting on the first observation.
+	var initial *observation[T]
 	for ctx.Err() == nil {
 		if needGet {
 			obj, err := w.get(ctx, w.name, metav1.GetOptions{})
 			switch {
 			case err == nil:
-				if !send(observation[T]{obj: obj, exists: true}) {
-					return
-				}
+				initial = &observation[T]{obj: obj, exists: true}
 			case apierrors.IsNotFound(err):
-				if !send(observation[T]{}) {
-					return
-				}
+				initial = &observation[T]{}
 			case permanent(err):
 				send(observation[T]{err: &APIError{Op: "get", Err: err}})
 				return
@@ -87,11 +86,20 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 			AllowWatchBookmarks: true,
 			TimeoutSeconds:      &timeout,
 		})
-		if err != nil {
-			if permanent(err) {
-				send(observation[T]{err: &APIError{Op: "watch", Err: err}})
+		if err != nil && permanent(err) {
+			send(observation[T]{err: &APIError{Op: "watch", Err: err}})
+			return
+		}
+		if initial != nil {
+			if !send(*initial) {
+				if wi != nil {
+					wi.Stop()
+				}
 				return
 			}
+			initial = nil
+		}
+		if err != nil {
 			w.log.Info("watch failed, retrying", zap.String("object", w.name), zap.Error(err))
 			needGet = true
 			if !retry.wait(ctx) {

@@ -1,0 +1,78 @@
+package kubefake
+
+import (
+	"sync/atomic"
+	"time"
+
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// Clock is a fake clock whose timer changes notify a Signal, so that tests can wait for code to
+// arm a timer before they step the clock past it.
+type Clock struct {
+	*clocktesting.FakeClock
+	signal *Signal
+	timers atomic.Int64
+}
+
+// TimersCreated counts the timers made with NewTimer so far.
+func (c *Clock) TimersCreated() int64 { return c.timers.Load() }
+
+var _ clock.WithTicker = (*Clock)(nil)
+
+// NewClock returns a fake clock set to t.
+func NewClock(signal *Signal, t time.Time) *Clock {
+	return &Clock{FakeClock: clocktesting.NewFakeClock(t), signal: signal}
+}
+
+// NewTimer returns a fake timer that notifies on Reset and Stop.
+func (c *Clock) NewTimer(d time.Duration) clock.Timer {
+	t := c.FakeClock.NewTimer(d)
+	c.timers.Add(1)
+	c.signal.Notify()
+	return &notifyingTimer{Timer: t, signal: c.signal}
+}
+
+// After is the fake time.After.
+func (c *Clock) After(d time.Duration) <-chan time.Time {
+	ch := c.FakeClock.After(d)
+	c.signal.Notify()
+	return ch
+}
+
+// NewTicker returns a fake ticker.
+func (c *Clock) NewTicker(d time.Duration) clock.Ticker {
+	t := c.FakeClock.NewTicker(d)
+	c.signal.Notify()
+	return t
+}
+
+// Step moves the clock on, firing due timers.
+func (c *Clock) Step(d time.Duration) {
+	c.FakeClock.Step(d)
+	c.signal.Notify()
+}
+
+// SetTime sets the clock, firing due timers.
+func (c *Clock) SetTime(t time.Time) {
+	c.FakeClock.SetTime(t)
+	c.signal.Notify()
+}
+
+type notifyingTimer struct {
+	clock.Timer
+	signal *Signal
+}
+
+func (t *notifyingTimer) Stop() bool {
+	r := t.Timer.Stop()
+	t.signal.Notify()
+	return r
+}
+
+func (t *notifyingTimer) Reset(d time.Duration) bool {
+	r := t.Timer.Reset(d)
+	t.signal.Notify()
+	return r
+}
