@@ -1,0 +1,169 @@
+package leader
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/regent-k8s/regent/lock"
+)
+
+// Leadership is one term of leading, from Lead until Release. Its Context is cancelled when the
+// term is lost or the context given to Lead ends; the holder then stops its work and calls
+// Release, which gives the lock up only after that.
+type Leadership struct {
+	e     *Election
+	term  *lock.Term
+	start time.Time // when the term started, on the election's clock
+
+	ctx         context.Context
+	cancel      context.CancelCauseFunc
+	stopCancel  func() bool
+	released    chan struct{}
+	monitorDone chan struct{}
+
+	once       sync.Once
+	releaseErr error
+}
+
+// Lead waits until this process leads, or ctx ends. The caller must call Release when its work
+// has stopped, typically with defer:
+//
+//	l, err := election.Lead(ctx)
+//	if err != nil {
+//		return err
+//	}
+//	defer l.Release(context.WithoutCancel(ctx))
+//	return work(l.Context())
+func (e *Election) Lead(ctx context.Context) (*Leadership, error) {
+	clk := e.o.clock
+	start := clk.Now()
+	term, err := e.lock.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	waited := clk.Since(start)
+	e.o.recorder.Acquired(e.lock.String(), term.Token(), waited)
+	e.o.log.Info("leading", zap.Stringer("token", term.Token()), zap.Duration("waited", waited))
+	lctx, cancel := context.WithCancelCause(ctx)
+	l := &Leadership{
+		e:           e,
+		term:        term,
+		start:       clk.Now(),
+		ctx:         lctx,
+		cancel:      cancel,
+		released:    make(chan struct{}),
+		monitorDone: make(chan struct{}),
+	}
+	l.ctx = context.WithValue(lctx, leadershipKey{}, l)
+	l.stopCancel = context.AfterFunc(term.Context(), func() { cancel(context.Cause(term.Context())) })
+	go l.watchForOverrun()
+	return l, nil
+}
+
+// Context is cancelled when leadership is lost, when Lead's context ends, or on Release.
+// context.Cause tells which: a *lock.LostError (errors.Is ErrLost), the parent's cause, or
+// lock.ErrReleased.
+func (l *Leadership) Context() context.Context { return l.ctx }
+
+// Done is Context().Done().
+func (l *Leadership) Done() <-chan struct{} { return l.ctx.Done() }
+
+// Lost is closed when the term is lost.
+func (l *Leadership) Lost() <-chan struct{} { return l.term.Lost() }
+
+// Token identifies the term; pass it to the stores the work writes to so that they can refuse
+// writes of an ended term (see lock.Token).
+func (l *Leadership) Token() lock.Token { return l.term.Token() }
+
+// Term is the underlying lock term.
+func (l *Leadership) Term() *lock.Term { return l.term }
+
+// Release ends the leadership and gives the lock up (conditionally, see lock.Term.Release). Call
+// it once the work has stopped. It is safe to call more than once.
+func (l *Leadership) Release(ctx context.Context) error {
+	l.once.Do(func() {
+		close(l.released)
+		<-l.monitorDone
+		l.stopCancel()
+		l.cancel(lock.ErrReleased)
+		err := l.term.Release(ctx)
+		lost := l.lostErr() != nil
+		l.e.o.recorder.Ended(l.e.lock.String(), l.term.Token(), lost, l.e.o.clock.Since(l.start))
+		if err != nil {
+			l.e.o.log.Warn("release failed; the lock frees itself when its record expires", zap.Error(err))
+		} else {
+			l.e.o.log.Info("released", zap.Stringer("token", l.term.Token()), zap.Bool("lost", lost))
+		}
+		l.releaseErr = err
+	})
+	return l.releaseErr
+}
+
+// lostErr is the term's *lock.LostError once it is lost, else nil.
+func (l *Leadership) lostErr() error {
+	if err := l.term.Err(); errors.Is(err, lock.ErrLost) {
+		return err
+	}
+	return nil
+}
+
+// watchForOverrun waits for the term to be lost and then for the moment other candidates may
+// take over. If the leadership has not been released by then, the work overran its term.
+func (l *Leadership) watchForOverrun() {
+	defer close(l.monitorDone)
+	select {
+	case <-l.released:
+		return
+	case <-l.term.Lost():
+	}
+	l.e.o.log.Warn("leadership lost; cancelling the work", zap.Error(l.term.Err()))
+	until := l.term.ExclusiveUntil()
+	if until.IsZero() {
+		return
+	}
+	clk := l.e.o.clock
+	if wait := until.Sub(clk.Now()); wait > 0 {
+		t := clk.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-l.released:
+			return
+		case <-t.C():
+		}
+	} else {
+		// Others could already take over when the loss was noticed, e.g. after a pause.
+		select {
+		case <-l.released:
+			return
+		default:
+		}
+	}
+	o := Overrun{Lock: l.e.lock.String(), Token: l.term.Token(), Since: until}
+	l.e.o.log.Error("overrun: the work of a lost term is still running after other candidates may have taken over",
+		zap.Stringer("token", o.Token), zap.Time("since", o.Since))
+	l.e.o.recorder.Overran(o.Lock, o.Token)
+	if l.e.o.onOverrun != nil {
+		l.e.o.onOverrun(o)
+	}
+}
+
+type leadershipKey struct{}
+
+// FromContext returns the Leadership whose Context ctx is or derives from.
+func FromContext(ctx context.Context) (*Leadership, bool) {
+	l, ok := ctx.Value(leadershipKey{}).(*Leadership)
+	return l, ok
+}
+
+// TokenFrom returns the fencing token of the leadership whose Context ctx is or derives from,
+// e.g. inside work run by RunAsLeader.
+func TokenFrom(ctx context.Context) (lock.Token, bool) {
+	if l, ok := FromContext(ctx); ok {
+		return l.Token(), true
+	}
+	return lock.Token{}, false
+}

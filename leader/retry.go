@@ -1,0 +1,99 @@
+package leader
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+type retryOptions struct {
+	initial, max time.Duration
+	clock        clock.Clock
+	notify       func(err error, wait time.Duration)
+}
+
+// RetryOption configures RetryOnLost.
+type RetryOption interface{ applyRetry(*retryOptions) }
+
+type retryOptionFunc func(*retryOptions)
+
+func (f retryOptionFunc) applyRetry(o *retryOptions) { f(o) }
+
+// RetryBackoff sets the wait before the first retry and its upper bound; each consecutive loss
+// doubles it (default 100 ms up to 10 s). A term that lasted longer than max starts again from
+// initial. Values that are not positive keep the defaults; max is raised to initial if lower.
+func RetryBackoff(initial, max time.Duration) RetryOption {
+	return retryOptionFunc(func(o *retryOptions) {
+		if initial > 0 {
+			o.initial = initial
+		}
+		if max > 0 {
+			o.max = max
+		}
+		o.max = maxDuration(o.max, o.initial)
+	})
+}
+
+// RetryClock sets the clock that times the waits, for tests.
+func RetryClock(c clock.Clock) RetryOption {
+	return retryOptionFunc(func(o *retryOptions) {
+		if c != nil {
+			o.clock = c
+		}
+	})
+}
+
+// RetryNotify calls fn before each wait, with the loss and the wait.
+func RetryNotify(fn func(err error, wait time.Duration)) RetryOption {
+	return retryOptionFunc(func(o *retryOptions) { o.notify = fn })
+}
+
+// RetryOnLost returns work that runs work again each time it returns an error matching ErrLost,
+// after a backoff, until it returns anything else (nil included) or ctx ends. Once ctx has ended
+// it returns ctx.Err(). Wrap a guarded workload with it:
+//
+//	leader.RetryOnLost(election.AsLeader(work))(ctx)
+func RetryOnLost(work Work, opts ...RetryOption) Work {
+	o := retryOptions{initial: 100 * time.Millisecond, max: 10 * time.Second, clock: clock.RealClock{}}
+	for _, opt := range opts {
+		opt.applyRetry(&o)
+	}
+	return func(ctx context.Context) error {
+		var wait time.Duration
+		for {
+			start := o.clock.Now()
+			err := work(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !errors.Is(err, ErrLost) {
+				return err
+			}
+			switch {
+			case wait == 0 || o.clock.Since(start) > o.max:
+				wait = o.initial
+			default:
+				wait = min(2*wait, o.max)
+			}
+			if o.notify != nil {
+				o.notify(err, wait)
+			}
+			t := o.clock.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C():
+			}
+		}
+	}
+}
+
+func maxDuration(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}

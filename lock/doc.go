@@ -1,0 +1,63 @@
+// Package lock implements locks stored in the Kubernetes API server. A lock is held in terms:
+// each successful acquisition starts a Term, which has a context that ends with it, a Lost
+// signal, a fencing Token and a conditional Release.
+//
+// # The Lease lock
+//
+// Lease stores the lock in a coordination.k8s.io/v1 Lease, in the same record format as
+// client-go's LeaseLock, so regent and client-go candidates can share one Lease.
+//
+// Waiting is event-driven. A waiter reads the Lease once and then watches that one object (a
+// field selector on its name). A free Lease (empty holder) is taken as soon as its event arrives.
+// A held Lease is taken once its record has stayed unchanged for its leaseDurationSeconds,
+// measured on the waiter's own clock from the moment the waiter observed the record change; a
+// timer set to that moment replaces polling. The holder's timestamps are never compared with the
+// local clock. Every write is a compare-and-swap on the observed resourceVersion, so of two
+// waiters that act at once exactly one wins; the other sees the winner's record in its watch.
+//
+// The holder renews every RetryPeriod. Each renewal's send time is noted on the holder's
+// monotonic clock; when RenewDeadline has passed since the send time of the last renewal that
+// succeeded, the term ends as lost, at that instant, whatever requests are still in flight and
+// before any release is attempted. A holder that finds the Lease held by someone else, deleted,
+// or its own deadline already behind it (a process resumed after a pause) ends the term at once.
+//
+// # Why two holders never overlap
+//
+// A renewal that succeeded was written after it was sent, and a waiter observes it after it was
+// written, so a waiter may take over no earlier than sent+LeaseDuration on its clock. The holder
+// gives up at sent+RenewDeadline on its clock. As long as the clocks run at nearly the same rate,
+// the holder stops first, with LeaseDuration-RenewDeadline (5 s by default) to spare for its work
+// to return and for rate differences. What the argument needs, and what this package cannot
+// provide:
+//
+//   - Clock rate, not clock skew, matters. Two clocks that differ in rate by r over the lease
+//     duration eat r*LeaseDuration of the margin.
+//   - The holder's code must stop acting when the term's context is done. Work that ignores its
+//     context overruns its term; package leader detects and reports that.
+//   - A process paused for longer than the margin (SIGSTOP, a frozen VM) resumes with a term that
+//     may already belong to someone else. It ends the term as soon as it runs again, but what it
+//     does in the instant before cannot be prevented by a lock. Fencing tokens can: see Token.
+//   - Anyone with update rights on the Lease can overwrite it; the holder notices at its next
+//     renewal.
+//
+// # Tokens
+//
+// For a Lease, Token.Seq is leaseTransitions after the acquisition, incremented on every
+// acquisition, also when the same identity acquires again. Release keeps the count and never
+// deletes the Lease, so each term's Seq is greater than all earlier ones. A storage system that
+// records the highest Seq it has accepted and refuses lower ones rejects the writes of a holder
+// whose term has ended, including one that was paused. Deleting the Lease resets the count.
+//
+// # Release
+//
+// Release clears the holder with a compare-and-swap on the resourceVersion the term last wrote.
+// If that version is gone, the Lease is read again and cleared only if it still records this
+// term (same holder and transition count). A newer holder's record is never touched. Release
+// after a lost term still clears a record that is this term's, which lets the next holder in
+// without waiting for expiry; call it only once the work has stopped.
+//
+// # Requests
+//
+// A waiter makes one GET and one WATCH, renewed once an hour; a holder makes one UPDATE per
+// RetryPeriod. The rights needed on leases are get, watch, create (first use only) and update.
+package lock
