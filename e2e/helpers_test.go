@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/regent-k8s/regent/e2e/controlplane"
 	"github.com/regent-k8s/regent/leader"

@@ -183,7 +183,9 @@ func TestContextEndingWhileWaitingOrWorking(t *testing.T) {
 		e := newElection(t, env, "me")
 		ctx, cancel := context.WithCancel(context.Background())
 		result := make(chan error, 1)
-		go func() { result <- e.RunAsLeader(ctx, func(context.Context) error { return errors.New("must not run") }) }()
+		go func() {
+			result <- e.RunAsLeader(ctx, func(context.Context) error { return errors.New("must not run") })
+		}()
 		env.Await(t, "the candidate waiting on expiry", func() bool { return env.Clock.Waiters() >= 3 })
 		cancel()
 		err = receive(t, result, "RunAsLeader to return")
