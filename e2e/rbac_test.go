@@ -70,7 +70,7 @@ func TestRBAC(t *testing.T) {
 	})
 
 	tests := []struct {
-		user, verb string
+		user, verb  string
 		leaseExists bool // update is only needed, and create only tried, as the Lease's state requires
 	}{
 		{user: "lease-no-get", verb: "get"},
