@@ -54,7 +54,10 @@
 // If that version is gone, the Lease is read again and cleared only if it still records this
 // term (same holder and transition count). A newer holder's record is never touched. Release
 // after a lost term still clears a record that is this term's, which lets the next holder in
-// without waiting for expiry; call it only once the work has stopped.
+// without waiting for expiry; call it only once the work has stopped. When the release write
+// fails (the API server is unreachable), the same Lease value remembers the term: its record
+// names a holder that has stopped, so the next Acquire on that value retakes it at once rather
+// than waiting for it to expire. Other instances, even with the same identity, wait as usual.
 //
 // # Requests
 //

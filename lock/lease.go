@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -20,6 +21,12 @@ type Lease struct {
 	namespace string
 	name      string
 	o         options
+
+	// abandoned holds the token IDs of this instance's terms that were released (their holder
+	// has stopped) but whose record could not be cleared. Such a record names nobody who still
+	// acts on it, so this instance may take it again at once instead of waiting for it to expire.
+	mu        sync.Mutex
+	abandoned map[string]struct{}
 }
 
 var _ Lock = (*Lease)(nil)
@@ -165,4 +172,25 @@ func (l *Lease) watcher() *objectWatcher[*coordinationv1.Lease] {
 
 func leaseToken(l *coordinationv1.Lease, rec leaseRecord) Token {
 	return Token{Seq: int64(rec.transitions), ID: fmt.Sprintf("%s/%d", l.UID, rec.transitions)}
+}
+
+func (l *Lease) abandon(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.abandoned == nil {
+		l.abandoned = map[string]struct{}{}
+	}
+	l.abandoned[id] = struct{}{}
+}
+
+// reclaimable reports whether a record is one of this instance's abandoned terms.
+func (l *Lease) reclaimable(cur *coordinationv1.Lease) bool {
+	rec := recordOf(cur)
+	if rec.holder != l.o.identity {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.abandoned[leaseToken(cur, rec).ID]
+	return ok
 }

@@ -110,7 +110,7 @@ func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
 		return nil, nil
 	}
 	c.stopExpiry()
-	if !ownWrite && c.lease != nil && c.record.holder != "" {
+	if !ownWrite && c.lease != nil && c.record.holder != "" && !l.reclaimable(c.lease) {
 		expires := c.observedAt.Add(c.validFor())
 		if wait := expires.Sub(clk.Now()); wait > 0 {
 			c.expiry = clk.NewTimer(wait)

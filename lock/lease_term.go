@@ -199,6 +199,14 @@ func (lt *leaseTerm) stop() { lt.wg.Wait() }
 // If that version is gone it reads the Lease and clears it only if the record is still this
 // term's; a Lease that a newer term holds, or that was deleted, is left alone.
 func (lt *leaseTerm) release(ctx context.Context) error {
+	err := lt.clear(ctx)
+	if err != nil {
+		lt.l.abandon(lt.term.token.ID)
+	}
+	return err
+}
+
+func (lt *leaseTerm) clear(ctx context.Context) error {
 	base := lt.writtenLease()
 	for range 2 {
 		lease := base.DeepCopy()

@@ -208,3 +208,37 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("NewLease(nil client) = %v, want ErrInvalidConfig", err)
 	}
 }
+
+func TestOwnRecordLeftByAFailedReleaseIsRetakenAtOnce(t *testing.T) {
+	env := kubefake.NewEnv()
+	var failing atomic.Bool
+	failLeases(env, "update", failing.Load, apierrors.NewServiceUnavailable("down"))
+	l, term := holdLease(t, env)
+	failing.Store(true)
+	if err := term.Release(context.Background()); !errors.Is(err, ErrAPI) {
+		t.Fatalf("Release = %v, want the API failure", err)
+	}
+	failing.Store(false)
+	if rec := recordOf(getLease(t, env)); rec.holder != me {
+		t.Fatalf("holder = %q, want the record the failed release left", rec.holder)
+	}
+	// No time passes: the record names only this instance's stopped term.
+	again, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseTerm(t, again)
+	if again.Token().Seq != 2 {
+		t.Errorf("token %d, want 2", again.Token().Seq)
+	}
+
+	// Another instance with the same identity knows nothing of that term and must wait.
+	other := newTestLease(t, env, me)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := acquireAsync(ctx, other)
+	env.Await(t, "the other instance waiting", func() bool { return env.Clock.Waiters() >= 3 })
+	cancel()
+	if got := receive(t, res, "Acquire to return"); !errors.Is(got.err, ErrHeld) {
+		t.Fatalf("other instance: %v, want it to wait as for any holder", got.err)
+	}
+}
