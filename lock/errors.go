@@ -92,11 +92,16 @@ type ConfigError struct {
 	Field  string
 	Value  any
 	Reason string
+	// Err is an underlying sentinel, if any (e.g. contextinfo.ErrPodNameMissing).
+	Err error
 }
 
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("invalid %s %v: %s", e.Field, e.Value, e.Reason)
 }
+
+// Unwrap returns the underlying sentinel.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrInvalidConfig) true.
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }

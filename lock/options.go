@@ -47,6 +47,11 @@ type options struct {
 	timings  Timings
 	clock    clock.Clock
 	log      *zap.Logger
+
+	// Leader-for-life locks only.
+	blockOwnerDeletion bool
+	keepOnRelease      bool
+	notReadyTakeover   bool
 }
 
 func defaultOptions() options {
@@ -100,4 +105,26 @@ func WithClock(c clock.Clock) Option {
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option {
 	return optionFunc(func(o *options) { o.log = l })
+}
+
+// WithBlockOwnerDeletion sets blockOwnerDeletion on a leader-for-life lock's owner reference, so
+// that a foreground deletion of the Pod waits for the lock to be collected. Clusters that enforce
+// owner-reference permissions then require update rights on pods/finalizers. Lease locks ignore it.
+func WithBlockOwnerDeletion() Option {
+	return optionFunc(func(o *options) { o.blockOwnerDeletion = true })
+}
+
+// WithKeepOnRelease makes Release of a leader-for-life lock leave the lock object in place, to be
+// collected with the Pod: leadership then truly lasts the Pod's life. By default Release deletes
+// it. Lease locks ignore it.
+func WithKeepOnRelease() Option {
+	return optionFunc(func(o *options) { o.keepOnRelease = true })
+}
+
+// WithUnsafeTakeoverFromNotReadyNodes lets a waiter delete a leader-for-life lock whose holder
+// Pod runs on a node that is not Ready. Such a Pod may still be running, cut off from the API
+// server, so this trades the guarantee of a single leader for availability. It needs get rights
+// on nodes. Lease locks ignore it.
+func WithUnsafeTakeoverFromNotReadyNodes() Option {
+	return optionFunc(func(o *options) { o.notReadyTakeover = true })
 }

@@ -1,0 +1,181 @@
+package lock
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/clock"
+)
+
+// Acquire waits until this process holds the lock, or ctx ends; see Lock.
+//
+// Waiting is driven by two watches: one on the lock object, one on the Pod that owns it. When the
+// lock object is deleted (released, or collected with its Pod), the waiter creates it at once.
+// When the owner Pod is gone, replaced, or in a terminal phase (Failed, e.g. evicted, or
+// Succeeded), none of its code runs any more, and the waiter deletes the lock object on condition
+// of its uid and resourceVersion, then creates its own. A lock object owned by this process's own
+// Pod is resumed: the process was restarted inside the same Pod.
+func (l *lifeLock[T]) Acquire(ctx context.Context) (*Term, error) {
+	if err := l.store.ready(ctx); err != nil {
+		return nil, err
+	}
+	wctx, stopWatches := context.WithCancel(ctx)
+	lockEvents := make(chan observation[T])
+	lockDone := make(chan struct{})
+	go func() {
+		defer close(lockDone)
+		l.watcher().run(wctx, lockEvents)
+	}()
+	defer func() {
+		stopWatches()
+		<-lockDone
+	}()
+
+	w := &lifeWaiter[T]{l: l, retry: newBackoff(l.o.clock, 100*time.Millisecond, 5*time.Second)}
+	defer w.stopOwnerWatch()
+	defer w.stopRetry()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, &HeldError{Lock: l.String(), Holder: w.holder(), Err: ctx.Err()}
+		case o := <-lockEvents:
+			if o.err != nil {
+				return nil, withLock(o.err, l.String())
+			}
+			w.cur, w.exists, w.known = o.obj, o.exists, true
+		case p := <-w.ownerEvents:
+			if p.err != nil {
+				return nil, withLock(p.err, l.String())
+			}
+			w.ownerPod, w.ownerExists, w.ownerKnown = p.obj, p.exists, true
+		case <-w.retryC():
+			w.retrying = nil
+		}
+		if term, err := w.act(ctx, wctx); term != nil || err != nil {
+			return term, err
+		}
+	}
+}
+
+// lifeWaiter is what a waiting leader-for-life candidate knows.
+type lifeWaiter[T object] struct {
+	l *lifeLock[T]
+
+	known  bool
+	exists bool
+	cur    T
+
+	// The watch on the current owner Pod, restarted when the owner changes.
+	ownerName   string
+	ownerEvents chan observation[*corev1.Pod]
+	stopOwner   context.CancelFunc
+	ownerDone   chan struct{}
+	ownerKnown  bool
+	ownerExists bool
+	ownerPod    *corev1.Pod
+
+	retrying clock.Timer
+	retry    *backoff
+}
+
+func (w *lifeWaiter[T]) holder() string {
+	if !w.exists {
+		return ""
+	}
+	return w.l.store.holder(w.cur)
+}
+
+func (w *lifeWaiter[T]) act(ctx, wctx context.Context) (*Term, error) {
+	l := w.l
+	if !w.known || w.retrying != nil {
+		return nil, nil
+	}
+	if !w.exists {
+		w.stopOwnerWatch()
+		term, err := l.create(ctx)
+		return w.outcome(ctx, term, "create", err)
+	}
+	owner := podOwner(w.cur)
+	switch {
+	case owner == nil:
+		w.stopOwnerWatch()
+		l.o.log.Info("the lock object has no owner pod; waiting for its deletion", zap.String("holder", l.store.holder(w.cur)))
+		return nil, nil
+	case owner.UID == l.pod.UID:
+		w.stopOwnerWatch()
+		return l.resume(w.cur), nil
+	case owner.Name != w.ownerName:
+		w.watchOwner(wctx, owner.Name)
+		return nil, nil
+	case !w.ownerKnown:
+		return nil, nil
+	}
+	reason, err := l.staleReason(ctx, owner, w.ownerPod, w.ownerExists)
+	if err != nil {
+		return w.outcome(ctx, nil, "get node", err)
+	}
+	if reason == "" {
+		return nil, nil
+	}
+	err = l.deleteStale(ctx, w.cur, reason)
+	return w.outcome(ctx, nil, "delete", err)
+}
+
+// outcome sorts a request's result: a term, a failure to report, a transient failure to retry,
+// or nothing (keep waiting for the watch).
+func (w *lifeWaiter[T]) outcome(ctx context.Context, term *Term, op string, err error) (*Term, error) {
+	switch {
+	case err == nil:
+		w.retry.reset()
+		return term, nil
+	case apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err):
+		return nil, nil
+	case permanent(err) || (op == "create" && apierrors.IsNotFound(err)):
+		return nil, w.l.apiError(op, err)
+	case ctx.Err() != nil:
+		return nil, nil
+	default:
+		w.l.o.log.Info("request failed, retrying", zap.String("op", op), zap.Error(err))
+		w.retrying = w.l.o.clock.NewTimer(w.retry.step())
+		return nil, nil
+	}
+}
+
+func (w *lifeWaiter[T]) watchOwner(ctx context.Context, name string) {
+	w.stopOwnerWatch()
+	octx, cancel := context.WithCancel(ctx)
+	events := make(chan observation[*corev1.Pod])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.l.podWatcher(name).run(octx, events)
+	}()
+	w.ownerName, w.ownerEvents, w.stopOwner, w.ownerDone = name, events, cancel, done
+	w.ownerKnown, w.ownerExists, w.ownerPod = false, false, nil
+}
+
+func (w *lifeWaiter[T]) stopOwnerWatch() {
+	if w.stopOwner == nil {
+		return
+	}
+	w.stopOwner()
+	<-w.ownerDone
+	w.ownerName, w.ownerEvents, w.stopOwner, w.ownerDone = "", nil, nil, nil
+	w.ownerKnown = false
+}
+
+func (w *lifeWaiter[T]) retryC() <-chan time.Time {
+	if w.retrying == nil {
+		return nil
+	}
+	return w.retrying.C()
+}
+
+func (w *lifeWaiter[T]) stopRetry() {
+	if w.retrying != nil {
+		w.retrying.Stop()
+	}
+}

@@ -1,0 +1,69 @@
+package lock
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// lifeTerm keeps a held leader-for-life lock: it watches the lock object and ends the term as
+// lost when the object is deleted or replaced by someone else. There is no timing: the term lasts
+// until then, or until Release.
+type lifeTerm[T object] struct {
+	l    *lifeLock[T]
+	term *Term
+	obj  T
+	wg   sync.WaitGroup
+}
+
+func (l *lifeLock[T]) startTerm(obj T) *Term {
+	t := newTerm(l.String(), l.o.identity, lifeToken(obj))
+	lt := &lifeTerm[T]{l: l, term: t, obj: obj}
+	t.backend = lt
+	lt.wg.Add(1)
+	go lt.run()
+	return t
+}
+
+func (lt *lifeTerm[T]) run() {
+	defer lt.wg.Done()
+	err := observe(lt.term.Context(), lt.l.watcher(), func(o observation[T]) {
+		if !o.exists || o.obj.GetUID() != lt.obj.GetUID() {
+			if lt.term.loseTerm("the lock object was deleted by someone else", nil) {
+				lt.l.o.log.Warn("lost: the lock object was deleted", zap.String("uid", string(lt.obj.GetUID())))
+			}
+		}
+	}, lt.l.String())
+	if err != nil && lt.term.loseTerm("the lock object can no longer be watched", err) {
+		lt.l.o.log.Warn("lost: cannot watch the lock object", zap.Error(err))
+	}
+}
+
+func (lt *lifeTerm[T]) stop() { lt.wg.Wait() }
+
+// exclusiveUntil is the zero time: once the object is gone, another process may create it at any
+// moment, so no time can be given.
+func (lt *lifeTerm[T]) exclusiveUntil() time.Time { return time.Time{} }
+
+// release deletes the lock object on condition of its uid, so that it never deletes a newer
+// holder's object; with WithKeepOnRelease it leaves the object for garbage collection.
+func (lt *lifeTerm[T]) release(ctx context.Context) error {
+	if lt.l.o.keepOnRelease {
+		return nil
+	}
+	uid := lt.obj.GetUID()
+	err := lt.l.store.delete(ctx, lt.l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	switch {
+	case err == nil:
+		lt.l.o.log.Info("released", zap.String("uid", string(uid)))
+		return nil
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		return nil
+	default:
+		return &APIError{Lock: lt.l.String(), Op: "delete", Err: err}
+	}
+}
