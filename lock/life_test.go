@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
@@ -256,4 +257,28 @@ func countActionsOf(env *kubefake.Env, verb, resource string) int {
 		}
 	}
 	return n
+}
+
+func TestForLifeSeesADeletionRightAfterItsRead(t *testing.T) {
+	me := pod("me", "uid-me", corev1.PodRunning, "")
+	env := kubefake.NewEnv(me)
+	var reads atomic.Int32
+	env.React("get", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		// Read 1 is the waiter's, which finds nothing and creates. Read 2 is the term's own: the
+		// object is deleted before the read's answer arrives.
+		if reads.Add(1) != 2 {
+			return false, nil, nil
+		}
+		obj, err := env.Tracker.Get(configmaps, testNS, testName)
+		if err == nil {
+			err = env.Tracker.Delete(configmaps, testNS, testName)
+		}
+		return true, obj, err
+	})
+	term, err := newTestLife(t, env, me).Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	receive(t, term.Lost(), "the term to be lost")
+	releaseTerm(t, term)
 }

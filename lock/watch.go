@@ -54,30 +54,16 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 		}
 	}
 	retry := newBackoff(w.clock, 100*time.Millisecond, 5*time.Second)
+	// needGet: the current state must be read before events are trusted again. The watch is
+	// opened first (from the most recent version) and the object read second: every change after
+	// the watch opened arrives as an event, and the read reflects every change before it, so no
+	// change between the two is missed. Reading first would miss, say, a deletion in between.
+	// Sending the read only once the watch is accepted also tells a caller who may read but not
+	// watch about it before the caller acts on any observation.
 	needGet, rv := true, ""
-	// The state read by GET is sent once the watch that follows it is accepted, so that a caller
-	// who may read but not watch learns it before acting on the first observation.
-	var initial *observation[T]
 	for ctx.Err() == nil {
 		if needGet {
-			obj, err := w.get(ctx, w.name, metav1.GetOptions{})
-			switch {
-			case err == nil:
-				initial = &observation[T]{obj: obj, exists: true}
-			case apierrors.IsNotFound(err):
-				initial = &observation[T]{}
-			case permanent(err):
-				send(observation[T]{err: &APIError{Op: "get", Err: err}})
-				return
-			default:
-				w.log.Info("get failed, retrying", zap.String("object", w.name), zap.Error(err))
-				if !retry.wait(ctx) {
-					return
-				}
-				continue
-			}
-			// Start at the most recent version: the server first replays the current object.
-			needGet, rv = false, ""
+			rv = ""
 		}
 		timeout := int64(watchTimeout / time.Second)
 		wi, err := w.watch(ctx, metav1.ListOptions{
@@ -86,26 +72,37 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 			AllowWatchBookmarks: true,
 			TimeoutSeconds:      &timeout,
 		})
-		if err != nil && permanent(err) {
-			send(observation[T]{err: &APIError{Op: "watch", Err: err}})
-			return
-		}
-		if initial != nil {
-			if !send(*initial) {
-				if wi != nil {
-					wi.Stop()
-				}
+		if err != nil {
+			if permanent(err) {
+				send(observation[T]{err: &APIError{Op: "watch", Err: err}})
 				return
 			}
-			initial = nil
-		}
-		if err != nil {
 			w.log.Info("watch failed, retrying", zap.String("object", w.name), zap.Error(err))
 			needGet = true
 			if !retry.wait(ctx) {
 				return
 			}
 			continue
+		}
+		if needGet {
+			initial, err := w.read(ctx)
+			if err != nil {
+				wi.Stop()
+				if permanent(err) {
+					send(observation[T]{err: &APIError{Op: "get", Err: err}})
+					return
+				}
+				w.log.Info("get failed, retrying", zap.String("object", w.name), zap.Error(err))
+				if !retry.wait(ctx) {
+					return
+				}
+				continue
+			}
+			if !send(initial) {
+				wi.Stop()
+				return
+			}
+			needGet = false
 		}
 		var events int
 		rv, needGet, events = w.consume(ctx, wi, send, rv)
@@ -116,6 +113,19 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 			// closes watches at once is not hammered.
 			return
 		}
+	}
+}
+
+// read gets the object's current state.
+func (w *objectWatcher[T]) read(ctx context.Context) (observation[T], error) {
+	obj, err := w.get(ctx, w.name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return observation[T]{obj: obj, exists: true}, nil
+	case apierrors.IsNotFound(err):
+		return observation[T]{}, nil
+	default:
+		return observation[T]{}, err
 	}
 }
 
