@@ -59,6 +59,15 @@
 // names a holder that has stopped, so the next Acquire on that value retakes it at once rather
 // than waiting for it to expire. Other instances, even with the same identity, wait as usual.
 //
+// # Leader for life
+//
+// ForLife locks (NewConfigMapForLife, NewLeaderLockForLife) are objects owned by the holder's Pod
+// and collected with it. Waiters watch the lock object and its owner Pod; a lock whose owner Pod
+// is gone, replaced, or in phase Failed or Succeeded is deleted (with uid and resourceVersion
+// preconditions) and taken; a lock owned by this process's own Pod is resumed. A held term is
+// lost only when someone deletes the object. Their tokens are unique per term but not ordered.
+// See docs/leader-for-life.md.
+//
 // # Requests
 //
 // A waiter makes one GET and one WATCH, renewed once an hour; a holder makes one UPDATE per
