@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 REGENT_CONTROLPLANE_CACHE ?= $(HOME)/.cache/regent/controlplane
 export REGENT_CONTROLPLANE_CACHE
 
-.PHONY: test unit e2e lint controlplane demo tidy
+.PHONY: test unit e2e bench lint controlplane demo tidy
 
 ## test: lint, unit tests and the end-to-end suite on a real control plane (the README's test command)
 test: lint unit e2e
@@ -18,6 +18,10 @@ unit:
 ## e2e: the end-to-end suite against etcd, kube-apiserver and kube-controller-manager
 e2e: controlplane
 	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -race -count=1 -timeout 30m ./...
+
+## bench: benchmarks on the real control plane
+bench: controlplane
+	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -run '^$$' -bench . -benchtime 30x -timeout 30m ./
 
 ## lint: gofmt, go vet and staticcheck on every module
 lint:

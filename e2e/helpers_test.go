@@ -30,7 +30,7 @@ const guard = time.Minute
 var nsCounter atomic.Int64
 
 // namespace creates a fresh namespace for one test.
-func namespace(t *testing.T) string {
+func namespace(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, nsCounter.Add(1))
 	_, err := cp.Client(controlplane.AdminUser).CoreV1().Namespaces().Create(context.Background(),

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/regent-k8s/regent/e2e/controlplane"
@@ -41,7 +42,7 @@ var lifeKinds = []lifeKind{
 }
 
 // newPod creates a Pod object; no kubelet runs, so it is an object only, as the lock needs.
-func newPod(t *testing.T, ns, name string) *corev1.Pod {
+func newPod(t testing.TB, ns, name string) *corev1.Pod {
 	t.Helper()
 	p, err := cp.Client(controlplane.AdminUser).CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -89,9 +90,12 @@ type lifeCandidate struct {
 	election *leader.Election
 }
 
-func newLifeCandidate(t *testing.T, kind lifeKind, user string, pod *corev1.Pod, lockName string, opts ...lock.Option) *lifeCandidate {
+func newLifeCandidate(t testing.TB, kind lifeKind, user string, pod *corev1.Pod, lockName string, opts ...lock.Option) *lifeCandidate {
 	t.Helper()
-	log := zaptest.NewLogger(t).Named(pod.Name)
+	log := zap.NewNop()
+	if _, isBenchmark := t.(*testing.B); !isBenchmark {
+		log = zaptest.NewLogger(t).Named(pod.Name)
+	}
 	l, err := kind.build(cp.Config(user), pod, lockName, append([]lock.Option{lock.WithLogger(log)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
