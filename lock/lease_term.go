@@ -88,6 +88,9 @@ func (lt *leaseTerm) run() {
 			if r.attempt != attempt {
 				continue
 			}
+			if fn := lt.l.o.onRenew; fn != nil {
+				fn(Renewal{Lock: lt.l.String(), Latency: clk.Since(r.sent), Err: r.err})
+			}
 			switch {
 			case r.lost != "":
 				lt.lose(r.lost, r.err)

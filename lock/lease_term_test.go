@@ -28,7 +28,12 @@ func holdLease(t *testing.T, env *kubefake.Env, opts ...Option) (*Lease, *Term) 
 
 func TestRenewalKeepsTheTermAndItsToken(t *testing.T) {
 	env := kubefake.NewEnv()
-	l, term := holdLease(t, env)
+	var renewals atomic.Int32
+	l, term := holdLease(t, env, WithRenewObserver(func(r Renewal) {
+		if r.Err == nil && r.Lock == "lease default/lock" {
+			renewals.Add(1)
+		}
+	}))
 	defer releaseTerm(t, term)
 	for i := 1; i <= 10; i++ {
 		env.Clock.Step(l.Timings().RetryPeriod)
@@ -38,6 +43,7 @@ func TestRenewalKeepsTheTermAndItsToken(t *testing.T) {
 	if term.Err() != nil {
 		t.Fatalf("term ended: %v", term.Err())
 	}
+	env.Await(t, "ten renewals observed", func() bool { return renewals.Load() >= 10 })
 	rec := recordOf(getLease(t, env))
 	if rec.transitions != 1 || !rec.acquireTime.Equal(kubefake.Epoch) {
 		t.Errorf("record = %+v, want the acquisition's transitions and acquireTime kept", rec)

@@ -48,6 +48,8 @@ type options struct {
 	clock    clock.Clock
 	log      *zap.Logger
 
+	onRenew func(Renewal)
+
 	// Leader-for-life locks only.
 	blockOwnerDeletion bool
 	keepOnRelease      bool
@@ -127,4 +129,21 @@ func WithKeepOnRelease() Option {
 // on nodes. Lease locks ignore it.
 func WithUnsafeTakeoverFromNotReadyNodes() Option {
 	return optionFunc(func(o *options) { o.notReadyTakeover = true })
+}
+
+// Renewal is the outcome of one renewal of a held Lease.
+type Renewal struct {
+	// Lock names the lock.
+	Lock string
+	// Latency is the time from sending the renewal to its answer.
+	Latency time.Duration
+	// Err is nil when the renewal succeeded.
+	Err error
+}
+
+// WithRenewObserver calls fn after each renewal attempt of a held Lease, from the renewing
+// goroutine: fn must not block. Metrics and health checks use it. Leader-for-life locks do not
+// renew and never call it.
+func WithRenewObserver(fn func(Renewal)) Option {
+	return optionFunc(func(o *options) { o.onRenew = fn })
 }
