@@ -85,8 +85,9 @@ func (lt *leaseTerm) run() {
 			attempt++
 			cancelAttempt = lt.startRenew(attempt, now, results)
 		case r := <-results:
-			if r.attempt != attempt {
-				continue
+			superseded := r.attempt != attempt
+			if superseded && r.err != nil && r.lost == "" {
+				continue // an abandoned attempt's failure, most likely its own cancellation
 			}
 			if fn := lt.l.o.onRenew; fn != nil {
 				fn(Renewal{Lock: lt.l.String(), Latency: clk.Since(r.sent), Err: r.err})
@@ -105,12 +106,16 @@ func (lt *leaseTerm) run() {
 				// The renewal succeeded, but only after the deadline of the previous one.
 				lt.lose("the renewal succeeded only after the renew deadline", nil)
 				return
-			default:
+			case r.sent.After(lastSent):
+				// Any successful renewal counts, also one that a newer attempt superseded: it
+				// was written after it was sent.
 				lastErr = nil
 				lastSent = r.sent
 				lt.renewed(r.lease, r.sent)
 				deadline.Reset(tm.RenewDeadline - clk.Since(lastSent))
-				tick.Reset(tm.RetryPeriod - clk.Since(lastSent))
+				if !superseded {
+					tick.Reset(tm.RetryPeriod - clk.Since(lastSent))
+				}
 			}
 		}
 	}
