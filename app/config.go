@@ -1,0 +1,150 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/regent-k8s/regent/lock"
+)
+
+// LockKind selects where the lock is stored.
+type LockKind string
+
+// The lock kinds.
+const (
+	KindLease      LockKind = "lease"
+	KindConfigMap  LockKind = "configmap"
+	KindLeaderLock LockKind = "leaderlock"
+)
+
+// Config is the configuration of the regent modules, from flags and environment.
+type Config struct {
+	// Kubeconfig is the kubeconfig file; empty: KUBECONFIG, then in-cluster, then ~/.kube/config.
+	Kubeconfig string
+	// Context is the kubeconfig context; empty: the current one.
+	Context string
+	// Namespace of the lock; empty: POD_NAMESPACE, the service-account file, the kubeconfig context.
+	Namespace string
+	// LockKind is lease, configmap or leaderlock.
+	LockKind LockKind
+	// LockName names the lock object.
+	LockName string
+	// Timings of a Lease lock.
+	Timings lock.Timings
+	// HealthAddr is where /healthz, /readyz and /metrics are served; empty disables the server.
+	HealthAddr string
+}
+
+// DefaultConfig has the documented defaults.
+func DefaultConfig() Config {
+	return Config{LockKind: KindLease, Timings: lock.DefaultTimings, HealthAddr: ":8080"}
+}
+
+// FlagError names a flag (and its environment variable) whose value is not accepted.
+type FlagError struct {
+	Flag   string
+	Env    string
+	Value  string
+	Reason string
+}
+
+func (e *FlagError) Error() string {
+	return fmt.Sprintf("invalid --%s (or %s) %q: %s", e.Flag, e.Env, e.Value, e.Reason)
+}
+
+// ErrInvalidFlag matches a *FlagError.
+var ErrInvalidFlag = errors.New("invalid flag")
+
+// Is makes errors.Is(err, ErrInvalidFlag) true.
+func (e *FlagError) Is(target error) bool { return target == ErrInvalidFlag }
+
+// flagSpec is one flag with its environment variable.
+type flagSpec struct {
+	name, env, usage string
+}
+
+var (
+	flagKubeconfig    = flagSpec{"kubeconfig", "KUBECONFIG", "kubeconfig file (default: in-cluster, then ~/.kube/config)"}
+	flagContext       = flagSpec{"context", "REGENT_CONTEXT", "kubeconfig context (default: the current one)"}
+	flagNamespace     = flagSpec{"namespace", "POD_NAMESPACE", "namespace of the lock (default: the Pod's or the kubeconfig context's)"}
+	flagLockKind      = flagSpec{"lock-kind", "REGENT_LOCK_KIND", "lease, configmap or leaderlock"}
+	flagLockName      = flagSpec{"lock-name", "REGENT_LOCK_NAME", "name of the lock object"}
+	flagLeaseDuration = flagSpec{"lease-duration", "REGENT_LEASE_DURATION", "how long followers wait before taking an unrenewed lease"}
+	flagRenewDeadline = flagSpec{"renew-deadline", "REGENT_RENEW_DEADLINE", "how long the leader keeps its term without a successful renewal"}
+	flagRetryPeriod   = flagSpec{"retry-period", "REGENT_RETRY_PERIOD", "how often the leader renews"}
+	flagHealthAddr    = flagSpec{"health-addr", "REGENT_HEALTH_ADDR", "address of /healthz, /readyz and /metrics; empty disables"}
+)
+
+// RegisterFlags adds the configuration's flags to fs. Each flag's default is its environment
+// variable when set, else the value already in c; Validate checks the result.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	str := func(p *string, f flagSpec) {
+		fs.StringVar(p, f.name, envOr(f.env, *p), f.usage+" ["+f.env+"]")
+	}
+	str(&c.Kubeconfig, flagKubeconfig)
+	str(&c.Context, flagContext)
+	str(&c.Namespace, flagNamespace)
+	str(&c.LockName, flagLockName)
+	str(&c.HealthAddr, flagHealthAddr)
+	fs.Func(flagLockKind.name, flagLockKind.usage+" (default "+string(orKind(c.LockKind))+") ["+flagLockKind.env+"]", func(s string) error {
+		c.LockKind = LockKind(s)
+		return nil
+	})
+	if v := os.Getenv(flagLockKind.env); v != "" {
+		c.LockKind = LockKind(v)
+	}
+	dur := func(p *time.Duration, f flagSpec) {
+		if v := os.Getenv(f.env); v != "" {
+			if d, err := time.ParseDuration(v); err == nil {
+				*p = d
+			} else {
+				*p = -1 // reported by Validate
+			}
+		}
+		fs.DurationVar(p, f.name, *p, f.usage+" ["+f.env+"]")
+	}
+	dur(&c.Timings.LeaseDuration, flagLeaseDuration)
+	dur(&c.Timings.RenewDeadline, flagRenewDeadline)
+	dur(&c.Timings.RetryPeriod, flagRetryPeriod)
+}
+
+// Validate checks the configuration; the error names the flag.
+func (c Config) Validate() error {
+	switch orKind(c.LockKind) {
+	case KindLease, KindConfigMap, KindLeaderLock:
+	default:
+		return &FlagError{Flag: flagLockKind.name, Env: flagLockKind.env, Value: string(c.LockKind), Reason: "must be lease, configmap or leaderlock"}
+	}
+	if strings.TrimSpace(c.LockName) == "" {
+		return &FlagError{Flag: flagLockName.name, Env: flagLockName.env, Value: c.LockName, Reason: "is required"}
+	}
+	if orKind(c.LockKind) == KindLease {
+		if err := c.Timings.Validate(); err != nil {
+			var ce *lock.ConfigError
+			if errors.As(err, &ce) {
+				f := map[string]flagSpec{"LeaseDuration": flagLeaseDuration, "RenewDeadline": flagRenewDeadline, "RetryPeriod": flagRetryPeriod}[ce.Field]
+				return &FlagError{Flag: f.name, Env: f.env, Value: fmt.Sprint(ce.Value), Reason: ce.Reason}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func orKind(k LockKind) LockKind {
+	if k == "" {
+		return KindLease
+	}
+	return k
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,95 @@
+package app
+
+import (
+	"fmt"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/regent-k8s/regent/contextinfo"
+	"github.com/regent-k8s/regent/leader"
+	"github.com/regent-k8s/regent/lock"
+)
+
+// LeaderElection provides the lock (lock.Lock) chosen by Config.LockKind and LockName, and the
+// *leader.Election over it. Metrics and Health, when in the graph, receive its events.
+var LeaderElection = fx.Module("regent.leaderelection", fx.Provide(NewLeaderElection))
+
+// LeaderElectionParams are NewLeaderElection's inputs.
+type LeaderElectionParams struct {
+	fx.In
+	Config   Config
+	Info     contextinfo.Info
+	Client   kubernetes.Interface
+	Dynamic  dynamic.Interface `optional:"true"`
+	Log      *zap.Logger       `optional:"true"`
+	Metrics  *Metrics          `optional:"true"`
+	Health   *Health           `optional:"true"`
+	Options  []leader.Option   `group:"regent.leader.options"`
+	LockOpts []lock.Option     `group:"regent.lock.options"`
+}
+
+// LeaderElectionResult is what NewLeaderElection provides.
+type LeaderElectionResult struct {
+	fx.Out
+	Lock     lock.Lock
+	Election *leader.Election
+}
+
+// NewLeaderElection builds the lock and the election. The Lease lives in Info.Namespace; the
+// leader-for-life locks in the Pod's namespace, and need a Pod (POD_NAME).
+func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
+	if err := p.Config.Validate(); err != nil {
+		return LeaderElectionResult{}, err
+	}
+	log := p.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	var recorders multiRecorder
+	var renewObservers []func(lock.Renewal)
+	if p.Metrics != nil {
+		recorders = append(recorders, p.Metrics)
+		renewObservers = append(renewObservers, p.Metrics.Renewed)
+	}
+	if p.Health != nil {
+		recorders = append(recorders, p.Health)
+		renewObservers = append(renewObservers, p.Health.Renewed)
+		p.Health.setRenewDeadline(p.Config.Timings.RenewDeadline)
+	}
+	opts := append([]lock.Option{
+		lock.WithIdentity(p.Info.Identity()),
+		lock.WithTimings(p.Config.Timings),
+		lock.WithLogger(log),
+		lock.WithRenewObserver(func(r lock.Renewal) {
+			for _, fn := range renewObservers {
+				fn(r)
+			}
+		}),
+	}, p.LockOpts...)
+	var (
+		l   lock.Lock
+		err error
+	)
+	switch orKind(p.Config.LockKind) {
+	case KindLease:
+		l, err = lock.NewLease(p.Client.CoordinationV1(), p.Info.Namespace, p.Config.LockName, opts...)
+	case KindConfigMap:
+		l, err = lock.NewConfigMapForLife(p.Client.CoreV1(), p.Info.Pod, p.Config.LockName, opts...)
+	case KindLeaderLock:
+		if p.Dynamic == nil {
+			return LeaderElectionResult{}, fmt.Errorf("lock kind %s needs a dynamic.Interface in the graph (app.Kubernetes provides one)", KindLeaderLock)
+		}
+		l, err = lock.NewLeaderLockForLife(p.Dynamic, p.Client, p.Info.Pod, p.Config.LockName, opts...)
+	}
+	if err != nil {
+		return LeaderElectionResult{}, err
+	}
+	e, err := leader.New(l, append([]leader.Option{leader.WithLogger(log), leader.WithRecorder(recorders)}, p.Options...)...)
+	if err != nil {
+		return LeaderElectionResult{}, err
+	}
+	return LeaderElectionResult{Lock: l, Election: e}, nil
+}

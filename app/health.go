@@ -1,0 +1,104 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/regent-k8s/regent/leader"
+	"github.com/regent-k8s/regent/lock"
+)
+
+// healthSlack is how far past the renew deadline a leader without a successful renewal is still
+// reported healthy: the term ends at the deadline, so only a stuck process gets there.
+const healthSlack = 5 * time.Second
+
+// Health answers /healthz and /readyz. /healthz fails while this process believes it leads but
+// has not renewed for longer than the renew deadline (plus a little slack), and after an overrun
+// until the term is released: in both cases restarting the process is the cure. /readyz answers
+// ok once the election is wired up.
+type Health struct {
+	clock clock.PassiveClock
+
+	mu            sync.Mutex
+	renewDeadline time.Duration
+	leading       bool
+	lastRenewed   time.Time
+	overran       bool
+}
+
+var _ leader.Recorder = (*Health)(nil)
+
+// NewHealth returns a Health on the real clock.
+func NewHealth() *Health {
+	return &Health{clock: clock.RealClock{}, renewDeadline: lock.DefaultTimings.RenewDeadline}
+}
+
+func (h *Health) setRenewDeadline(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d > 0 {
+		h.renewDeadline = d
+	}
+}
+
+// Acquired implements leader.Recorder.
+func (h *Health) Acquired(string, lock.Token, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.leading, h.lastRenewed, h.overran = true, h.clock.Now(), false
+}
+
+// Ended implements leader.Recorder.
+func (h *Health) Ended(string, lock.Token, bool, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.leading, h.overran = false, false
+}
+
+// Overran implements leader.Recorder.
+func (h *Health) Overran(string, lock.Token) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.overran = true
+}
+
+// Renewed records a successful renewal; pass it to lock.WithRenewObserver.
+func (h *Health) Renewed(r lock.Renewal) {
+	if r.Err != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastRenewed = h.clock.Now()
+}
+
+// Check returns nil when healthy, else what is wrong.
+func (h *Health) Check() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.overran:
+		return fmt.Errorf("the work of a lost term is still running after others could take over")
+	case h.leading && h.clock.Since(h.lastRenewed) > h.renewDeadline+healthSlack:
+		return fmt.Errorf("leading, but not renewed for %v", h.clock.Since(h.lastRenewed).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// Handler serves /healthz and /readyz.
+func (h *Health) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := h.Check(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux
+}

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regent-k8s/regent/leader"
+	"github.com/regent-k8s/regent/lock"
+)
+
+// Metrics exports an election's events to Prometheus, labelled by lock:
+//
+//	regent_is_leader                  gauge, 1 while this process leads
+//	regent_terms_started_total        counter
+//	regent_terms_lost_total           counter
+//	regent_overruns_total             counter: work still running when others could take over
+//	regent_acquire_wait_seconds       histogram: time from starting to wait until leading
+//	regent_renew_duration_seconds     histogram: latency of successful renewals
+//	regent_renew_failures_total       counter
+type Metrics struct {
+	isLeader      *prometheus.GaugeVec
+	termsStarted  *prometheus.CounterVec
+	termsLost     *prometheus.CounterVec
+	overruns      *prometheus.CounterVec
+	acquireWait   *prometheus.HistogramVec
+	renewDuration *prometheus.HistogramVec
+	renewFailures *prometheus.CounterVec
+}
+
+var _ leader.Recorder = (*Metrics)(nil)
+
+// NewMetrics registers the metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	label := []string{"lock"}
+	m := &Metrics{
+		isLeader:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_is_leader", Help: "1 while this process leads the lock."}, label),
+		termsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_terms_started_total", Help: "Terms this process started."}, label),
+		termsLost:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_terms_lost_total", Help: "Terms that ended without a release."}, label),
+		overruns:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_overruns_total", Help: "Lost terms whose work still ran when others could take over."}, label),
+		acquireWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_acquire_wait_seconds", Help: "Time from starting to wait until leading.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, label),
+		renewDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_renew_duration_seconds", Help: "Latency of successful renewals.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, label),
+		renewFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_renew_failures_total", Help: "Renewals that failed."}, label),
+	}
+	for _, c := range []prometheus.Collector{m.isLeader, m.termsStarted, m.termsLost, m.overruns, m.acquireWait, m.renewDuration, m.renewFailures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Acquired implements leader.Recorder.
+func (m *Metrics) Acquired(l string, _ lock.Token, waited time.Duration) {
+	m.isLeader.WithLabelValues(l).Set(1)
+	m.termsStarted.WithLabelValues(l).Inc()
+	m.acquireWait.WithLabelValues(l).Observe(waited.Seconds())
+}
+
+// Ended implements leader.Recorder.
+func (m *Metrics) Ended(l string, _ lock.Token, lost bool, _ time.Duration) {
+	m.isLeader.WithLabelValues(l).Set(0)
+	if lost {
+		m.termsLost.WithLabelValues(l).Inc()
+	}
+}
+
+// Overran implements leader.Recorder.
+func (m *Metrics) Overran(l string, _ lock.Token) { m.overruns.WithLabelValues(l).Inc() }
+
+// Renewed records a renewal; pass it to lock.WithRenewObserver.
+func (m *Metrics) Renewed(r lock.Renewal) {
+	if r.Err != nil {
+		m.renewFailures.WithLabelValues(r.Lock).Inc()
+		return
+	}
+	m.renewDuration.WithLabelValues(r.Lock).Observe(r.Latency.Seconds())
+}

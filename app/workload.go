@@ -1,0 +1,73 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/regent-k8s/regent/leader"
+)
+
+// GuardedWorkload runs work as the leader of the graph's election for the application's life:
+// started in the background from OnStart, cancelled and awaited in OnStop, run again after lost
+// leadership (leader.RetryOnLost). When it ends on its own the application shuts down through
+// fx.Shutdowner: exit code 0 if the work returned nil, 1 on any other error (an unrecoverable
+// Kubernetes failure such as Forbidden, or the work's own error).
+func GuardedWorkload(work leader.Work, opts ...leader.RetryOption) fx.Option {
+	return fx.Module("regent.workload", fx.Invoke(func(p WorkloadParams) {
+		RunGuarded(p, work, opts...)
+	}))
+}
+
+// WorkloadParams are RunGuarded's inputs.
+type WorkloadParams struct {
+	fx.In
+	Lifecycle  fx.Lifecycle
+	Shutdowner fx.Shutdowner
+	Election   *leader.Election
+	Log        *zap.Logger `optional:"true"`
+}
+
+// RunGuarded registers the lifecycle hooks of a guarded workload; see GuardedWorkload.
+func RunGuarded(p WorkloadParams, work leader.Work, opts ...leader.RetryOption) {
+	log := p.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("workload")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() {
+				defer close(done)
+				err := leader.RetryOnLost(p.Election.AsLeader(work), opts...)(ctx)
+				if ctx.Err() != nil {
+					return // stopping: OnStop asked for it
+				}
+				code := 0
+				if err != nil {
+					code = 1
+					log.Error("guarded workload failed; shutting down", zap.Error(err))
+				} else {
+					log.Info("guarded workload finished; shutting down")
+				}
+				if serr := p.Shutdowner.Shutdown(fx.ExitCode(code)); serr != nil && !errors.Is(serr, context.Canceled) {
+					log.Error("shutdown", zap.Error(serr))
+				}
+			}()
+			return nil
+		},
+		OnStop: func(stopCtx context.Context) error {
+			cancel()
+			select {
+			case <-done:
+				return nil
+			case <-stopCtx.Done():
+				return errors.New("the guarded workload did not return before the stop timeout")
+			}
+		},
+	})
+}
