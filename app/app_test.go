@@ -291,4 +291,3 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 		panic("unreachable")
 	}
 }
-
