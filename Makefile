@@ -11,6 +11,11 @@ export REGENT_CONTROLPLANE_CACHE
 ## test: lint, unit tests and the end-to-end suite on a real control plane (the README's test command)
 test: lint unit e2e
 
+## demo: three replicas of examples/lease-leader on the embedded control plane (or on the
+## cluster of $KUBECONFIG): an election, a graceful handover and a crash failover, in about a minute
+demo: $(if $(KUBECONFIG),,controlplane)
+	cd e2e && REGENT_CONTROLPLANE_BIN="$$($(if $(KUBECONFIG),true,../tools/controlplane/build.sh))" $(GO) run ./cmd/demo $(DEMO_FLAGS)
+
 ## unit: the fast unit tests, with the race detector
 unit:
 	$(GO) test -race -count=1 ./...

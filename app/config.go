@@ -33,6 +33,9 @@ type Config struct {
 	LockKind LockKind
 	// LockName names the lock object.
 	LockName string
+	// Identity is this process's name in the lock; empty: POD_NAME (or the host name) plus a
+	// random suffix per process.
+	Identity string
 	// Timings of a Lease lock.
 	Timings lock.Timings
 	// HealthAddr is where /healthz, /readyz and /metrics are served; empty disables the server.
@@ -73,6 +76,7 @@ var (
 	flagNamespace     = flagSpec{"namespace", "POD_NAMESPACE", "namespace of the lock (default: the Pod's or the kubeconfig context's)"}
 	flagLockKind      = flagSpec{"lock-kind", "REGENT_LOCK_KIND", "lease, configmap or leaderlock"}
 	flagLockName      = flagSpec{"lock-name", "REGENT_LOCK_NAME", "name of the lock object"}
+	flagIdentity      = flagSpec{"identity", "REGENT_IDENTITY", "this process's name in the lock (default: POD_NAME or host name, plus a random suffix)"}
 	flagLeaseDuration = flagSpec{"lease-duration", "REGENT_LEASE_DURATION", "how long followers wait before taking an unrenewed lease"}
 	flagRenewDeadline = flagSpec{"renew-deadline", "REGENT_RENEW_DEADLINE", "how long the leader keeps its term without a successful renewal"}
 	flagRetryPeriod   = flagSpec{"retry-period", "REGENT_RETRY_PERIOD", "how often the leader renews"}
@@ -89,6 +93,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.Context, flagContext)
 	str(&c.Namespace, flagNamespace)
 	str(&c.LockName, flagLockName)
+	str(&c.Identity, flagIdentity)
 	str(&c.HealthAddr, flagHealthAddr)
 	fs.Func(flagLockKind.name, flagLockKind.usage+" (default "+string(orKind(c.LockKind))+") ["+flagLockKind.env+"]", func(s string) error {
 		c.LockKind = LockKind(s)

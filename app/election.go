@@ -59,8 +59,12 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 		renewObservers = append(renewObservers, p.Health.Renewed)
 		p.Health.setRenewDeadline(p.Config.Timings.RenewDeadline)
 	}
+	identity := p.Config.Identity
+	if identity == "" {
+		identity = p.Info.Identity()
+	}
 	opts := append([]lock.Option{
-		lock.WithIdentity(p.Info.Identity()),
+		lock.WithIdentity(identity),
 		lock.WithTimings(p.Config.Timings),
 		lock.WithLogger(log),
 		lock.WithRenewObserver(func(r lock.Renewal) {
