@@ -129,16 +129,34 @@ func (c *lifeCandidate) leadInBackground(t *testing.T, parent context.Context) (
 	return started, result
 }
 
+// A cluster without the LeaderLock CRD: a control plane of its own, since the shared one gets the
+// CRD installed by other tests.
 func TestLeaderForLifeCRDMissing(t *testing.T) {
-	ns := namespace(t)
-	pod := newPod(t, ns, "p")
-	if _, err := cp.Client(controlplane.AdminUser).Discovery().ServerResourcesForGroupVersion("regent.dev/v1"); err == nil {
-		t.Skip("the CRD is already installed by an earlier test in this run")
+	ctx := context.Background()
+	bare, err := controlplane.Start(ctx, controlplane.Options{NoControllerManager: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	c := newLifeCandidate(t, lifeKinds[1], controlplane.AdminUser, pod, "lock")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer bare.Stop()
+	admin := bare.Client(controlplane.AdminUser)
+	pod, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "regent-example"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lock.NewLeaderLockForLife(dynamic.NewForConfigOrDie(bare.Config(controlplane.AdminUser)), admin, pod, "lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := leader.New(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := c.election.RunAsLeader(ctx, func(context.Context) error { return nil })
+	err = e.RunAsLeader(wctx, func(context.Context) error { return nil })
 	if !errors.Is(err, lock.ErrCRDNotInstalled) {
 		t.Fatalf("RunAsLeader = %v, want ErrCRDNotInstalled", err)
 	}
