@@ -16,11 +16,16 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -289,5 +294,30 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
+	}
+}
+
+func TestContextInfoModuleLoadsThePod(t *testing.T) {
+	t.Setenv("POD_NAME", "pod-0")
+	env := kubefake.NewEnv(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-0", Namespace: "team", UID: "u"}})
+	cfg := testConfig()
+	cfg.Namespace = "team" // overrides POD_NAMESPACE
+	var info contextinfo.Info
+	app := fxtest.New(t,
+		fx.Supply(cfg),
+		fx.Provide(func() corev1client.PodsGetter { return env.Client.CoreV1() }),
+		ContextInfo, fx.Populate(&info))
+	app.RequireStart().RequireStop()
+	if info.Namespace != "team" || info.Pod == nil || info.Pod.UID != "u" {
+		t.Errorf("info = %+v", info)
+	}
+}
+
+func TestLoggingSendsFxEventsToTheGraphsLogger(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	app := fxtest.New(t, fx.Supply(zap.New(core)), Logging, fx.Invoke(func() {}))
+	app.RequireStart().RequireStop()
+	if logs.FilterLoggerName("fx").Len() == 0 {
+		t.Error("no fx events were logged through zap")
 	}
 }
