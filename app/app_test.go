@@ -139,7 +139,7 @@ func TestGuardedWorkloadRunsAsLeaderAndStopsWithTheApp(t *testing.T) {
 	}
 	app := electionApp(t, env, testConfig(), GuardedWorkload(work))
 	app.RequireStart()
-	if tok := receive(t, started, "the work to start"); tok.Seq != 1 {
+	if tok := kubefake.Receive(t, started, "the work to start"); tok.Seq != 1 {
 		t.Errorf("token %v", tok)
 	}
 	app.RequireStop()
@@ -170,7 +170,7 @@ func TestGuardedWorkloadShutsTheAppDown(t *testing.T) {
 			}
 			app := electionApp(t, env, testConfig(), GuardedWorkload(tt.work))
 			app.RequireStart()
-			sig := receive(t, app.Wait(), "the shutdown")
+			sig := kubefake.Receive(t, app.Wait(), "the shutdown")
 			if sig.ExitCode != tt.wantCode {
 				t.Errorf("exit code %d, want %d", sig.ExitCode, tt.wantCode)
 			}
@@ -283,17 +283,6 @@ func TestMetricsCountTerms(t *testing.T) {
 		if got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
-	}
-}
-
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(20 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
 	}
 }
 

@@ -12,8 +12,6 @@ import (
 	"github.com/regent-k8s/regent/lock"
 )
 
-const guard = 20 * time.Second
-
 var leases = coordinationv1.SchemeGroupVersion.WithResource("leases")
 
 func newElection(t *testing.T, env *kubefake.Env, identity string, opts ...Option) *Election {
@@ -50,17 +48,6 @@ func updates(env *kubefake.Env) int {
 		}
 	}
 	return n
-}
-
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(guard):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
 }
 
 // events records a Recorder's calls.

@@ -16,7 +16,7 @@ func TestObserverReportsLeaderChangesInOrder(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- obs.Run(ctx, func(c Change) { changes <- c }) }()
 
-	if c := receive(t, changes, "the initial state"); c.Leader != "" {
+	if c := kubefake.Receive(t, changes, "the initial state"); c.Leader != "" {
 		t.Fatalf("initial leader %q, want none", c.Leader)
 	}
 	for _, e := range []*Election{a, b} {
@@ -25,7 +25,7 @@ func TestObserverReportsLeaderChangesInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := e.Lock().Identity()
-		if c := receive(t, changes, "the new leader"); c.Leader != want || c.Token != l.Token() {
+		if c := kubefake.Receive(t, changes, "the new leader"); c.Leader != want || c.Token != l.Token() {
 			t.Fatalf("observed %+v, want leader %q with token %v", c, want, l.Token())
 		}
 		if cur, ok := obs.Leader(); !ok || cur.Leader != want {
@@ -34,12 +34,12 @@ func TestObserverReportsLeaderChangesInOrder(t *testing.T) {
 		if err := l.Release(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if c := receive(t, changes, "the release"); c.Leader != "" {
+		if c := kubefake.Receive(t, changes, "the release"); c.Leader != "" {
 			t.Fatalf("observed %+v after release, want no leader", c)
 		}
 	}
 	cancel()
-	if err := receive(t, done, "Run to return"); err != nil {
+	if err := kubefake.Receive(t, done, "Run to return"); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
 }

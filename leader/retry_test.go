@@ -38,7 +38,7 @@ func TestRetryOnLostRunsAgainWithBackoff(t *testing.T) {
 				env.Await(t, "a backoff timer", func() bool { return env.Clock.Waiters() == 1 })
 				env.Clock.Step(time.Duration(1<<(i-1)) * time.Second)
 			}
-			err := receive(t, result, "the retried work")
+			err := kubefake.Receive(t, result, "the retried work")
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) || runs != tt.wantRuns {
 				t.Fatalf("got %v after %d runs, want %v after %d", err, runs, tt.want, tt.wantRuns)
 			}
@@ -59,7 +59,7 @@ func TestRetryOnLostStopsWhenTheContextEnds(t *testing.T) {
 	go func() { result <- work(ctx) }()
 	env.Await(t, "a backoff timer", func() bool { return env.Clock.Waiters() == 1 })
 	cancel()
-	if err := receive(t, result, "the retried work"); !errors.Is(err, context.Canceled) {
+	if err := kubefake.Receive(t, result, "the retried work"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestRetryOnLostLeadsAgainAfterALoss(t *testing.T) {
 	// Once the first run has returned, the backoff timer is the only timer left.
 	env.Await(t, "the backoff timer", func() bool { return runs() == 1 && env.Clock.Waiters() == 1 })
 	env.Clock.Step(time.Second)
-	if err := receive(t, result, "the retried work"); err != nil {
+	if err := kubefake.Receive(t, result, "the retried work"); err != nil {
 		t.Fatalf("got %v", err)
 	}
 	if len(tokens) != 2 || tokens[1] <= tokens[0] {

@@ -51,12 +51,12 @@ func TestLostLeadershipCancelsWorkAndReleasesOnlyAfterItReturns(t *testing.T) {
 	env.Await(t, "the term's timers", func() bool { return env.Clock.Waiters() >= 2 })
 	before := updates(env)
 	env.Clock.Step(30 * time.Second) // paused past the renew deadline: the term is lost
-	receive(t, cancelled, "the work to be cancelled")
+	kubefake.Receive(t, cancelled, "the work to be cancelled")
 	if updates(env) != before || holder(t, env) != "me" {
 		t.Fatal("the lock was written to while the work was still running")
 	}
 	close(finish)
-	err := receive(t, result, "RunAsLeader to return")
+	err := kubefake.Receive(t, result, "RunAsLeader to return")
 	var lost *lock.LostError
 	if !errors.Is(err, ErrLost) || !errors.As(err, &lost) {
 		t.Fatalf("RunAsLeader = %v, want lost leadership", err)
@@ -82,7 +82,7 @@ func TestLostLeadershipKeepsTheWorksOwnError(t *testing.T) {
 	}()
 	env.Await(t, "the term's timers", func() bool { return env.Clock.Waiters() >= 2 })
 	env.Clock.Step(30 * time.Second)
-	err := receive(t, result, "RunAsLeader to return")
+	err := kubefake.Receive(t, result, "RunAsLeader to return")
 	if !errors.Is(err, ErrLost) || !errors.Is(err, errFlush) {
 		t.Fatalf("RunAsLeader = %v, want both lost leadership and the work's error", err)
 	}
@@ -109,12 +109,12 @@ func TestOverrunIsReportedWhenWorkOutlivesItsTerm(t *testing.T) {
 		t.Fatal("overrun reported before other candidates could take over")
 	}
 	env.Clock.Step(time.Millisecond) // 15 s: the lease may now pass to someone else
-	o := receive(t, overran, "the overrun")
+	o := kubefake.Receive(t, overran, "the overrun")
 	if o.Lock != "lease default/lock" || o.Token.Seq != 1 || !o.Since.Equal(kubefake.Epoch.Add(15*time.Second)) {
 		t.Errorf("overrun = %+v", o)
 	}
 	close(finish)
-	receive(t, result, "RunAsLeader to return")
+	kubefake.Receive(t, result, "RunAsLeader to return")
 	if _, _, _, n := rec.counts(); n != 1 {
 		t.Errorf("recorded %d overruns, want 1", n)
 	}
@@ -132,7 +132,7 @@ func TestWorkThatStopsInTimeIsNoOverrun(t *testing.T) {
 		})
 	}()
 	loseByFailingRenewals(t, env)
-	if err := receive(t, result, "RunAsLeader to return"); !errors.Is(err, ErrLost) {
+	if err := kubefake.Receive(t, result, "RunAsLeader to return"); !errors.Is(err, ErrLost) {
 		t.Fatalf("RunAsLeader = %v, want ErrLost", err)
 	}
 	env.Clock.Step(time.Minute)
@@ -188,7 +188,7 @@ func TestContextEndingWhileWaitingOrWorking(t *testing.T) {
 		}()
 		env.Await(t, "the candidate waiting on expiry", func() bool { return env.Clock.Waiters() >= 3 })
 		cancel()
-		err = receive(t, result, "RunAsLeader to return")
+		err = kubefake.Receive(t, result, "RunAsLeader to return")
 		if !errors.Is(err, context.Canceled) || !errors.Is(err, lock.ErrHeld) {
 			t.Fatalf("RunAsLeader = %v, want context.Canceled naming the holder", err)
 		}

@@ -21,9 +21,6 @@ const (
 	rival    = "rival_2"
 )
 
-// guard bounds waits on channels; it fails a test that hangs, it does not let time pass.
-const guard = 20 * time.Second
-
 func newTestLease(t *testing.T, env *kubefake.Env, identity string, opts ...Option) *Lease {
 	t.Helper()
 	all := append([]Option{WithIdentity(identity), WithClock(env.Clock), WithLogger(zaptest.NewLogger(t))}, opts...)
@@ -72,17 +69,6 @@ func acquireAsync(ctx context.Context, l *Lease) <-chan acquired {
 		ch <- acquired{term, err}
 	}()
 	return ch
-}
-
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(guard):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
 }
 
 func closed(ch <-chan struct{}) bool {

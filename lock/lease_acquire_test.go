@@ -61,7 +61,7 @@ func TestAcquireWaitsForObservedExpiry(t *testing.T) {
 		t.Fatal("candidate acted before the lease expired")
 	}
 	env.Clock.Step(time.Millisecond)
-	got := receive(t, res, "acquisition")
+	got := kubefake.Receive(t, res, "acquisition")
 	if got.err != nil {
 		t.Fatalf("Acquire: %v", got.err)
 	}
@@ -88,7 +88,7 @@ func TestAcquireExpiryRestartsWhenHolderRenews(t *testing.T) {
 		t.Fatal("candidate took a lease whose holder renewed")
 	}
 	env.Clock.Step(time.Millisecond)
-	got := receive(t, res, "acquisition")
+	got := kubefake.Receive(t, res, "acquisition")
 	if got.err != nil {
 		t.Fatalf("Acquire: %v", got.err)
 	}
@@ -102,7 +102,7 @@ func TestAcquireTakesReleasedLeaseOnItsWatchEvent(t *testing.T) {
 	env.Await(t, "the expiry timer", func() bool { return env.Clock.Waiters() == 1 })
 
 	putLease(t, env, leaseObject("", 7, kubefake.Epoch)) // the rival releases; no time passes
-	got := receive(t, res, "acquisition")
+	got := kubefake.Receive(t, res, "acquisition")
 	if got.err != nil {
 		t.Fatalf("Acquire: %v", got.err)
 	}
@@ -129,7 +129,7 @@ func TestAcquireLosingTheRaceKeepsWaiting(t *testing.T) {
 		t.Fatalf("holder = %q, want the rival's write to stand", rec.holder)
 	}
 	cancel()
-	got := receive(t, res, "Acquire to return")
+	got := kubefake.Receive(t, res, "Acquire to return")
 	var held *HeldError
 	if !errors.As(got.err, &held) || held.Holder != rival || !errors.Is(got.err, context.Canceled) || !errors.Is(got.err, ErrHeld) {
 		t.Fatalf("Acquire = %v, want a HeldError naming %q that wraps context.Canceled", got.err, rival)
@@ -150,7 +150,7 @@ func TestAcquireAdoptsItsOwnWriteWhoseReplyWasLost(t *testing.T) {
 		return false, nil, nil
 	})
 	l := newTestLease(t, env, me)
-	got := receive(t, acquireAsync(context.Background(), l), "acquisition")
+	got := kubefake.Receive(t, acquireAsync(context.Background(), l), "acquisition")
 	if got.err != nil {
 		t.Fatalf("Acquire: %v", got.err)
 	}
@@ -170,7 +170,7 @@ func TestAcquireRetriesTransientFailures(t *testing.T) {
 		env.Await(t, "a retry timer", func() bool { return env.Clock.Waiters() == 1 })
 		env.Clock.Step(l.Timings().RetryPeriod)
 	}
-	got := receive(t, res, "acquisition")
+	got := kubefake.Receive(t, res, "acquisition")
 	if got.err != nil {
 		t.Fatalf("Acquire: %v", got.err)
 	}
@@ -199,7 +199,7 @@ func TestAcquireReportsPermanentFailures(t *testing.T) {
 				failLeases(env, tt.verb, func() bool { return true }, forbidden)
 			}
 			l := newTestLease(t, env, me)
-			got := receive(t, acquireAsync(context.Background(), l), "Acquire to fail")
+			got := kubefake.Receive(t, acquireAsync(context.Background(), l), "Acquire to fail")
 			var apiErr *APIError
 			if !errors.As(got.err, &apiErr) || !apierrors.IsForbidden(got.err) || !errors.Is(got.err, ErrAPI) {
 				t.Fatalf("Acquire = %v, want a Forbidden APIError", got.err)

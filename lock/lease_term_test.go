@@ -69,7 +69,7 @@ func TestTermIsLostAtTheRenewDeadline(t *testing.T) {
 		t.Fatalf("term ended before the renew deadline: %v", term.Err())
 	}
 	env.Clock.Step(time.Millisecond) // 10 s after the acquisition was sent
-	receive(t, term.Lost(), "the term to be lost")
+	kubefake.Receive(t, term.Lost(), "the term to be lost")
 	if !errors.Is(term.Err(), ErrLost) || !errors.Is(context.Cause(term.Context()), ErrLost) {
 		t.Fatalf("Err = %v, cause = %v, want ErrLost", term.Err(), context.Cause(term.Context()))
 	}
@@ -91,7 +91,7 @@ func TestPausedHolderLosesWithoutRenewing(t *testing.T) {
 	_, term := holdLease(t, env)
 	updates := countActions(env, "update")
 	env.Clock.Step(30 * time.Second) // SIGSTOP ... SIGCONT: every timer is due at once
-	receive(t, term.Lost(), "the term to be lost")
+	kubefake.Receive(t, term.Lost(), "the term to be lost")
 	releaseTerm(t, term)
 	// One update: the release. No renewal was sent after the deadline had passed.
 	if got := countActions(env, "update") - updates; got != 1 {
@@ -104,7 +104,7 @@ func TestHolderThatSeesAnotherHolderLosesAtOnce(t *testing.T) {
 	l, term := holdLease(t, env)
 	putLease(t, env, leaseObject(rival, 2, kubefake.Epoch)) // a forced takeover
 	env.Clock.Step(l.Timings().RetryPeriod)
-	receive(t, term.Lost(), "the term to be lost")
+	kubefake.Receive(t, term.Lost(), "the term to be lost")
 	var lost *LostError
 	if !errors.As(term.Err(), &lost) || lost.Reason == "" {
 		t.Fatalf("Err = %v, want a LostError with a reason", term.Err())
@@ -122,7 +122,7 @@ func TestDeletedLeaseEndsTheTerm(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Clock.Step(l.Timings().RetryPeriod)
-	receive(t, term.Lost(), "the term to be lost")
+	kubefake.Receive(t, term.Lost(), "the term to be lost")
 	releaseTerm(t, term)
 }
 
@@ -244,7 +244,7 @@ func TestOwnRecordLeftByAFailedReleaseIsRetakenAtOnce(t *testing.T) {
 	res := acquireAsync(ctx, other)
 	env.Await(t, "the other instance waiting", func() bool { return env.Clock.Waiters() >= 3 })
 	cancel()
-	if got := receive(t, res, "Acquire to return"); !errors.Is(got.err, ErrHeld) {
+	if got := kubefake.Receive(t, res, "Acquire to return"); !errors.Is(got.err, ErrHeld) {
 		t.Fatalf("other instance: %v, want it to wait as for any holder", got.err)
 	}
 }

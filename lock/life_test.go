@@ -142,7 +142,7 @@ func TestForLifeTakesOverFromStoppedHolders(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := kubefake.NewEnv(append(tt.objs, lockOwnedBy(other))...)
 			l := newTestLife(t, env, me, tt.opts...)
-			got := receive(t, lifeAcquireAsync(context.Background(), l), "the takeover")
+			got := kubefake.Receive(t, lifeAcquireAsync(context.Background(), l), "the takeover")
 			if got.err != nil {
 				t.Fatal(got.err)
 			}
@@ -172,7 +172,7 @@ func TestForLifeWaitsForARunningHolder(t *testing.T) {
 	if err := env.Tracker.Update(pods, evicted, testNS); err != nil {
 		t.Fatal(err)
 	}
-	got := receive(t, res, "the takeover")
+	got := kubefake.Receive(t, res, "the takeover")
 	if got.err != nil {
 		t.Fatal(got.err)
 	}
@@ -189,7 +189,7 @@ func TestForLifeCreatesAtOnceWhenTheLockIsDeleted(t *testing.T) {
 	if err := env.Tracker.Delete(configmaps, testNS, testName); err != nil { // released, or collected
 		t.Fatal(err)
 	}
-	got := receive(t, res, "the acquisition")
+	got := kubefake.Receive(t, res, "the acquisition")
 	if got.err != nil {
 		t.Fatal(got.err)
 	}
@@ -208,7 +208,7 @@ func TestForLifeForeignDeleteLosesTheTerm(t *testing.T) {
 	if err := env.Tracker.Delete(configmaps, testNS, testName); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, term.Lost(), "the term to be lost")
+	kubefake.Receive(t, term.Lost(), "the term to be lost")
 	if !errors.Is(term.Err(), ErrLost) {
 		t.Errorf("Err = %v", term.Err())
 	}
@@ -243,7 +243,7 @@ func TestForLifeReportsForbiddenPodWatch(t *testing.T) {
 	env.React("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(pods.GroupResource(), "other", errors.New(`cannot get resource "pods"`))
 	})
-	got := receive(t, lifeAcquireAsync(context.Background(), newTestLife(t, env, me)), "the failure")
+	got := kubefake.Receive(t, lifeAcquireAsync(context.Background(), newTestLife(t, env, me)), "the failure")
 	if !apierrors.IsForbidden(got.err) {
 		t.Fatalf("Acquire = %v, want Forbidden", got.err)
 	}
@@ -279,6 +279,6 @@ func TestForLifeSeesADeletionRightAfterItsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	receive(t, term.Lost(), "the term to be lost")
+	kubefake.Receive(t, term.Lost(), "the term to be lost")
 	releaseTerm(t, term)
 }

@@ -57,3 +57,17 @@ func (s *Signal) Await(tb testing.TB, what string, cond func() bool) {
 		}
 	}
 }
+
+// Receive returns the next value from ch, failing the test if none arrives within the bound.
+func Receive[T any](tb testing.TB, ch <-chan T, what string) T {
+	tb.Helper()
+	limit := time.NewTimer(awaitLimit)
+	defer limit.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-limit.C:
+		tb.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
