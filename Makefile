@@ -24,9 +24,14 @@ unit:
 e2e: controlplane
 	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -race -count=1 -timeout 30m ./...
 
-## bench: benchmarks on the real control plane
+## bench: benchmarks on the real control plane, regent beside client-go in the same run; plots go
+## to docs/images. Takes about 15 minutes (crash failovers wait out 15 s leases).
+BENCH = cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" REGENT_BENCH_OUT=$(CURDIR)/docs/images \
+	$(GO) test -run '^$$' -timeout 60m ./ -bench
 bench: controlplane
-	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -run '^$$' -bench . -benchtime 30x -timeout 30m ./
+	$(BENCH) 'LeaseHandover|ForLifeFailover' -benchtime 30x
+	$(BENCH) 'LeaseFailover' -benchtime 10x
+	$(BENCH) 'LeaseRequestRate|LeaseScale' -benchtime 1x
 
 ## lint: gofmt, go vet and staticcheck on every module
 lint:
