@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 REGENT_CONTROLPLANE_CACHE ?= $(HOME)/.cache/regent/controlplane
 export REGENT_CONTROLPLANE_CACHE
 
-.PHONY: test unit e2e bench lint controlplane demo tidy
+.PHONY: test unit e2e bench chaos lint controlplane demo tidy
 
 ## test: lint, unit tests and the end-to-end suite on a real control plane (the README's test command)
 test: lint unit e2e
@@ -33,11 +33,15 @@ bench: controlplane
 	$(BENCH) 'LeaseFailover' -benchtime 10x
 	$(BENCH) 'LeaseRequestRate|LeaseScale' -benchtime 1x
 
+## chaos: fault injection against worker processes and a fencing sink (build tag chaos)
+chaos: controlplane
+	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -tags chaos -run Chaos -count=1 -v -timeout 30m ./
+
 ## lint: gofmt, go vet and staticcheck on every module
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	cd e2e && $(GO) vet ./...
+	cd e2e && $(GO) vet ./... && $(GO) vet -tags chaos ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	cd e2e && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 

@@ -25,11 +25,15 @@ func RepoRoot() string {
 
 // Build compiles examples/name into dir and returns the binary's path.
 func Build(ctx context.Context, name, dir string) (string, error) {
-	out := filepath.Join(dir, name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./examples/"+name)
-	cmd.Dir = RepoRoot()
+	return BuildPackage(ctx, RepoRoot(), "./examples/"+name, filepath.Join(dir, name))
+}
+
+// BuildPackage compiles the main package pkg of the module in moduleDir into out.
+func BuildPackage(ctx context.Context, moduleDir, pkg, out string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = moduleDir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./examples/%s: %w\n%s", name, err, b)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
