@@ -29,7 +29,8 @@ type fencingSink struct {
 }
 
 func newFencingSink() *fencingSink {
-	return &fencingSink{newTerm: make(chan string, 100), accepted: map[string]int{}, rejected: map[string]int{}}
+	// -1: a client-go Lease's first term has transition count 0.
+	return &fencingSink{highest: -1, newTerm: make(chan string, 100), accepted: map[string]int{}, rejected: map[string]int{}}
 }
 
 func (s *fencingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -61,16 +62,27 @@ func (s *fencingSink) rejectedFor(who string) int {
 
 // TestChaosSIGSTOP pauses the leader (SIGSTOP) for longer than the lease, lets another candidate
 // take over, resumes it (SIGCONT), and counts the writes the resumed process still attempts with
-// its old token. The fencing sink rejects them; regent's resumed leader must end its term before
-// it writes more than once or twice. Anchor: client-go's resumed leader kept working for about
-// 10 s inside its successor's term (about 500 stale ticks of 20 ms).
+// its old token; the fencing sink refuses them. It runs regent and client-go workers under the
+// same faults, one after the other against the same API server. regent must have a new leader
+// within the lease duration plus 1 s and its resumed leader must end its term before it writes
+// more than twice; client-go's figures are reported beside it.
 func TestChaosSIGSTOP(t *testing.T) {
-	const workers, rounds = 3, 5
 	ctx := context.Background()
 	bin, err := examplerun.BuildPackage(ctx, filepath.Join(examplerun.RepoRoot(), "e2e"), "./cmd/chaosworker", filepath.Join(t.TempDir(), "chaosworker"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	stale := map[library][]int{}
+	for _, lib := range libraries {
+		t.Run(string(lib), func(t *testing.T) { stale[lib] = pauseRounds(t, bin, lib) })
+	}
+	t.Logf("stale writes per SIGSTOP fault after resuming: regent %v, client-go %v", stale[regentLib], stale[clientGoLib])
+}
+
+// pauseRounds runs three workers of lib and pauses the leader five times; it returns the stale
+// writes attempted after each resume.
+func pauseRounds(t *testing.T, bin string, lib library) []int {
+	const workers, rounds = 3, 5
 	sink := newFencingSink()
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
@@ -83,8 +95,9 @@ func TestChaosSIGSTOP(t *testing.T) {
 	lost := map[string]int{}
 	procs := map[string]*examplerun.Process{}
 	for i := range workers {
-		who := fmt.Sprintf("w%d", i)
-		p, err := examplerun.Start(who, bin, []string{"--namespace=" + ns, "--identity=" + who, "--sink=" + srv.URL}, []string{"KUBECONFIG=" + kubeconfig},
+		who := fmt.Sprintf("%s-%d", lib, i)
+		p, err := examplerun.Start(who, bin, []string{"--library=" + string(lib), "--namespace=" + ns, "--identity=" + who, "--sink=" + srv.URL},
+			[]string{"KUBECONFIG=" + kubeconfig},
 			func(p *examplerun.Process, l examplerun.Line) {
 				if l.Msg == "leadership lost; cancelling the work" {
 					lostMu.Lock()
@@ -107,6 +120,7 @@ func TestChaosSIGSTOP(t *testing.T) {
 			return ""
 		}
 	}
+	var staleWrites []int
 	current := nextTerm()
 	for round := range rounds {
 		victim := procs[current]
@@ -124,25 +138,27 @@ func TestChaosSIGSTOP(t *testing.T) {
 		if err := victim.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Second) // the resumed process runs again
+		time.Sleep(fast.LeaseDuration) // the resumed process runs again, past its renew deadline
 		stale := sink.rejectedFor(current) - before
+		staleWrites = append(staleWrites, stale)
 		lostMu.Lock()
 		reported := lost[current] - lostBefore
 		lostMu.Unlock()
-		t.Logf("round %d: paused %s; %s took over %v after the pause began; stale writes after resuming: %d; losses reported by %s: %d",
-			round, current, successor, takeover.Round(time.Millisecond), stale, current, reported)
+		t.Logf("round %d: paused %s; %s took over %v after the pause began; stale writes after resuming: %d; losses reported: %d",
+			round, current, successor, takeover.Round(time.Millisecond), stale, reported)
 		if successor == current {
 			t.Fatalf("round %d: the paused process led again", round)
 		}
-		if takeover > fast.LeaseDuration+time.Second {
+		if lib == regentLib && takeover > fast.LeaseDuration+time.Second { // client-go's is reported only
 			t.Errorf("round %d: no leader within the lease duration plus 1 s (%v)", round, takeover)
-		}
-		if stale > 2 {
-			t.Errorf("round %d: the resumed leader attempted %d stale writes", round, stale)
 		}
 		if reported == 0 {
 			t.Errorf("round %d: the resumed leader did not report its term lost", round)
 		}
+		if lib == regentLib && stale > 2 {
+			t.Errorf("round %d: the resumed leader attempted %d stale writes", round, stale)
+		}
 		current = successor
 	}
+	return staleWrites
 }

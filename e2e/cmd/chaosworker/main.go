@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/regent-k8s/regent/leader"
 	"github.com/regent-k8s/regent/lock"
@@ -30,7 +33,9 @@ func main() {
 	leaseDuration := flag.Duration("lease-duration", 3*time.Second, "lease duration")
 	renewDeadline := flag.Duration("renew-deadline", 2*time.Second, "renew deadline")
 	retryPeriod := flag.Duration("retry-period", 500*time.Millisecond, "retry period")
+	library := flag.String("library", "regent", "regent or client-go")
 	flag.Parse()
+	timings := lock.Timings{LeaseDuration: *leaseDuration, RenewDeadline: *renewDeadline, RetryPeriod: *retryPeriod}
 
 	log, _ := zap.NewProduction()
 	defer log.Sync()
@@ -41,8 +46,12 @@ func main() {
 		log.Fatal("kubeconfig", zap.Error(err))
 	}
 	client := kubernetes.NewForConfigOrDie(cfg)
-	l, err := lock.NewLease(client.CoordinationV1(), *namespace, *lockName, lock.WithIdentity(*identity), lock.WithLogger(log),
-		lock.WithTimings(lock.Timings{LeaseDuration: *leaseDuration, RenewDeadline: *renewDeadline, RetryPeriod: *retryPeriod}))
+	w := &writer{log: log, client: &http.Client{Timeout: time.Second}, sink: *sink, who: *identity, tick: *tick}
+	if *library == "client-go" {
+		runClientGo(ctx, log, client, *namespace, *lockName, *identity, timings, w)
+		return
+	}
+	l, err := lock.NewLease(client.CoordinationV1(), *namespace, *lockName, lock.WithIdentity(*identity), lock.WithLogger(log), lock.WithTimings(timings))
 	if err != nil {
 		log.Fatal("lock", zap.Error(err))
 	}
@@ -50,32 +59,82 @@ func main() {
 	if err != nil {
 		log.Fatal("election", zap.Error(err))
 	}
-	httpClient := &http.Client{Timeout: time.Second}
 	work := func(ctx context.Context) error {
 		token, _ := leader.TokenFrom(ctx)
-		log.Info("term-start", zap.Int64("seq", token.Seq))
-		defer log.Info("term-end", zap.Int64("seq", token.Seq))
-		t := time.NewTicker(*tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-			resp, err := httpClient.Post(fmt.Sprintf("%s/write?seq=%d&who=%s", *sink, token.Seq, *identity), "text/plain", nil)
-			if err != nil {
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusConflict {
-				log.Warn("write-rejected", zap.Int64("seq", token.Seq))
-			}
-		}
+		w.loop(ctx, token.Seq)
+		return nil
 	}
 	err = leader.RetryOnLost(e.AsLeader(work), leader.RetryBackoff(50*time.Millisecond, time.Second))(ctx)
 	if err != nil && ctx.Err() == nil {
 		log.Error("worker stopped", zap.Error(err))
 		os.Exit(1)
+	}
+}
+
+// writer writes to the fencing sink every tick while its context lasts.
+type writer struct {
+	log    *zap.Logger
+	client *http.Client
+	sink   string
+	who    string
+	tick   time.Duration
+}
+
+func (w *writer) loop(ctx context.Context, seq int64) {
+	w.log.Info("term-start", zap.Int64("seq", seq))
+	defer w.log.Info("term-end", zap.Int64("seq", seq))
+	t := time.NewTicker(w.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		resp, err := w.client.Post(fmt.Sprintf("%s/write?seq=%d&who=%s", w.sink, seq, w.who), "text/plain", nil)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusConflict {
+			w.log.Warn("write-rejected", zap.Int64("seq", seq))
+		}
+	}
+}
+
+// runClientGo campaigns with client-go's leaderelection until ctx ends. client-go has no token;
+// the Lease's transition count read when a term starts serves as one, since client-go increments
+// it on every change of holder.
+func runClientGo(ctx context.Context, log *zap.Logger, client kubernetes.Interface, ns, name, id string, t lock.Timings, w *writer) {
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithCancel(ctx)
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: &resourcelock.LeaseLock{
+				LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
+				Client:     client.CoordinationV1(),
+				LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+			},
+			LeaseDuration: t.LeaseDuration, RenewDeadline: t.RenewDeadline, RetryPeriod: t.RetryPeriod,
+			ReleaseOnCancel: true,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					var seq int64
+					if l, err := client.CoordinationV1().Leases(ns).Get(lctx, name, metav1.GetOptions{}); err == nil && l.Spec.LeaseTransitions != nil {
+						seq = int64(*l.Spec.LeaseTransitions)
+					}
+					w.loop(lctx, seq)
+				},
+				OnStoppedLeading: func() {
+					if ctx.Err() == nil {
+						log.Warn("leadership lost; cancelling the work")
+					}
+				},
+			},
+		})
+		if err != nil {
+			log.Fatal("elector", zap.Error(err))
+		}
+		le.Run(rctx)
+		cancel()
 	}
 }
