@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -60,29 +61,35 @@ func (s *fencingSink) rejectedFor(who string) int {
 	return s.rejected[who]
 }
 
-// TestChaosSIGSTOP pauses the leader (SIGSTOP) for longer than the lease, lets another candidate
-// take over, resumes it (SIGCONT), and counts the writes the resumed process still attempts with
-// its old token; the fencing sink refuses them. It runs regent and client-go workers under the
-// same faults, one after the other against the same API server. regent must have a new leader
-// within the lease duration plus 1 s and its resumed leader must end its term before it writes
-// more than twice; client-go's figures are reported beside it.
-func TestChaosSIGSTOP(t *testing.T) {
+// TestChaosFaults runs three workers and injects faults into the leader in turn: SIGSTOP for
+// longer than the lease then SIGCONT, SIGKILL (a crash), and SIGTERM (a graceful stop); a killed
+// or stopped worker is replaced by a new process with a new identity. It counts the writes the
+// faulted leader still attempts with its old token after the fault (the fencing sink refuses
+// them) and how long the next leader took. regent and client-go workers run under the same
+// faults, one after the other against the same API server. For regent it checks that a new leader
+// came within the lease duration plus 1 s, that a resumed leader reported its term lost, and that
+// no fault left more than two stale writes; client-go's figures are reported beside it.
+func TestChaosFaults(t *testing.T) {
 	ctx := context.Background()
 	bin, err := examplerun.BuildPackage(ctx, filepath.Join(examplerun.RepoRoot(), "e2e"), "./cmd/chaosworker", filepath.Join(t.TempDir(), "chaosworker"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale := map[library][]int{}
+	summary := map[library]string{}
 	for _, lib := range libraries {
-		t.Run(string(lib), func(t *testing.T) { stale[lib] = pauseRounds(t, bin, lib) })
+		t.Run(string(lib), func(t *testing.T) { summary[lib] = faultRounds(t, bin, lib) })
 	}
-	t.Logf("stale writes per SIGSTOP fault after resuming: regent %v, client-go %v", stale[regentLib], stale[clientGoLib])
+	for _, lib := range libraries {
+		t.Logf("%s: %s", lib, summary[lib])
+	}
 }
 
-// pauseRounds runs three workers of lib and pauses the leader five times; it returns the stale
-// writes attempted after each resume.
-func pauseRounds(t *testing.T, bin string, lib library) []int {
-	const workers, rounds = 3, 5
+var faults = []syscall.Signal{syscall.SIGSTOP, syscall.SIGKILL, syscall.SIGTERM}
+
+// faultRounds injects each fault twice into the leader of three workers of lib and returns a
+// summary of stale writes and takeover times per fault.
+func faultRounds(t *testing.T, bin string, lib library) string {
+	const workers, perFault = 3, 2
 	sink := newFencingSink()
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
@@ -94,8 +101,7 @@ func pauseRounds(t *testing.T, bin string, lib library) []int {
 	var lostMu sync.Mutex
 	lost := map[string]int{}
 	procs := map[string]*examplerun.Process{}
-	for i := range workers {
-		who := fmt.Sprintf("%s-%d", lib, i)
+	start := func(who string) {
 		p, err := examplerun.Start(who, bin, []string{"--library=" + string(lib), "--namespace=" + ns, "--identity=" + who, "--sink=" + srv.URL},
 			[]string{"KUBECONFIG=" + kubeconfig},
 			func(p *examplerun.Process, l examplerun.Line) {
@@ -109,7 +115,14 @@ func pauseRounds(t *testing.T, bin string, lib library) []int {
 			t.Fatal(err)
 		}
 		procs[who] = p
-		defer p.Stop(5 * time.Second)
+	}
+	defer func() {
+		for _, p := range procs {
+			_ = p.Stop(5 * time.Second)
+		}
+	}()
+	for i := range workers {
+		start(fmt.Sprintf("%s-%d", lib, i))
 	}
 	nextTerm := func() string {
 		select {
@@ -120,45 +133,63 @@ func pauseRounds(t *testing.T, bin string, lib library) []int {
 			return ""
 		}
 	}
-	var staleWrites []int
+	stale := map[syscall.Signal][]int{}
+	takeovers := map[syscall.Signal][]time.Duration{}
 	current := nextTerm()
-	for round := range rounds {
+	for round := range len(faults) * perFault {
+		fault := faults[round%len(faults)]
 		victim := procs[current]
 		before := sink.rejectedFor(current)
 		lostMu.Lock()
 		lostBefore := lost[current]
 		lostMu.Unlock()
-		if err := victim.Signal(syscall.SIGSTOP); err != nil {
+		if err := victim.Signal(fault); err != nil {
 			t.Fatal(err)
 		}
-		stoppedAt := time.Now()
+		faultAt := time.Now()
 		successor := nextTerm()
-		takeover := time.Since(stoppedAt)
-		time.Sleep(fast.LeaseDuration + 2*time.Second - time.Since(stoppedAt)) // the pause lasts past the lease
-		if err := victim.Signal(syscall.SIGCONT); err != nil {
-			t.Fatal(err)
+		takeover := time.Since(faultAt)
+		switch fault {
+		case syscall.SIGSTOP:
+			time.Sleep(fast.LeaseDuration + 2*time.Second - time.Since(faultAt)) // the pause lasts past the lease
+			if err := victim.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(fast.LeaseDuration) // the resumed process runs again, past its renew deadline
+		default:
+			<-victim.Done()
+			delete(procs, current)
+			start(fmt.Sprintf("%s-r%d", lib, round)) // a replacement, as a Deployment would start
+			time.Sleep(time.Second)
 		}
-		time.Sleep(fast.LeaseDuration) // the resumed process runs again, past its renew deadline
-		stale := sink.rejectedFor(current) - before
-		staleWrites = append(staleWrites, stale)
+		n := sink.rejectedFor(current) - before
+		stale[fault] = append(stale[fault], n)
+		takeovers[fault] = append(takeovers[fault], takeover.Round(time.Millisecond))
 		lostMu.Lock()
 		reported := lost[current] - lostBefore
 		lostMu.Unlock()
-		t.Logf("round %d: paused %s; %s took over %v after the pause began; stale writes after resuming: %d; losses reported: %d",
-			round, current, successor, takeover.Round(time.Millisecond), stale, reported)
+		t.Logf("round %d: %v to %s; %s led %v later; stale writes after the fault: %d", round, fault, current, successor, takeover.Round(time.Millisecond), n)
 		if successor == current {
-			t.Fatalf("round %d: the paused process led again", round)
+			t.Fatalf("round %d: the faulted process led again", round)
 		}
-		if lib == regentLib && takeover > fast.LeaseDuration+time.Second { // client-go's is reported only
-			t.Errorf("round %d: no leader within the lease duration plus 1 s (%v)", round, takeover)
+		if lib != regentLib {
+			current = successor
+			continue
 		}
-		if reported == 0 {
+		if fault != syscall.SIGTERM && takeover > fast.LeaseDuration+time.Second {
+			t.Errorf("round %d: no leader within the lease duration plus 1 s after %v (%v)", round, fault, takeover)
+		}
+		if fault == syscall.SIGSTOP && reported == 0 {
 			t.Errorf("round %d: the resumed leader did not report its term lost", round)
 		}
-		if lib == regentLib && stale > 2 {
-			t.Errorf("round %d: the resumed leader attempted %d stale writes", round, stale)
+		if n > 2 {
+			t.Errorf("round %d: %d stale writes after %v", round, n, fault)
 		}
 		current = successor
 	}
-	return staleWrites
+	var parts []string
+	for _, f := range faults {
+		parts = append(parts, fmt.Sprintf("%v: stale writes %v, next leader after %v", f, stale[f], takeovers[f]))
+	}
+	return strings.Join(parts, "; ")
 }
