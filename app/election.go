@@ -20,15 +20,18 @@ var LeaderElection = fx.Module("regent.leaderelection", fx.Provide(NewLeaderElec
 // LeaderElectionParams are NewLeaderElection's inputs.
 type LeaderElectionParams struct {
 	fx.In
-	Config   Config
-	Info     contextinfo.Info
-	Client   kubernetes.Interface
-	Dynamic  dynamic.Interface `optional:"true"`
-	Log      *zap.Logger       `optional:"true"`
-	Metrics  *Metrics          `optional:"true"`
-	Health   *Health           `optional:"true"`
-	Options  []leader.Option   `group:"regent.leader.options"`
-	LockOpts []lock.Option     `group:"regent.lock.options"`
+	Config  Config
+	Info    contextinfo.Info
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface `optional:"true"`
+	Log     *zap.Logger       `optional:"true"`
+	Metrics *Metrics          `optional:"true"`
+	Health  *Health           `optional:"true"`
+	// Options and LockOpts collect extra options from the graph: provide them with
+	// fx.Annotate(fn, fx.ResultTags(`group:"regent.leader.options"`)) (or "regent.lock.options").
+	// They are applied after the ones built from Config, so they win.
+	Options  []leader.Option `group:"regent.leader.options"`
+	LockOpts []lock.Option   `group:"regent.lock.options"`
 }
 
 // LeaderElectionResult is what NewLeaderElection provides.

@@ -54,6 +54,7 @@ func NewMonitoring(p MonitoringParams) (MonitoringResult, error) {
 		mux.Handle("/readyz", h.Handler())
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv := &http.Server{Addr: p.Config.HealthAddr, Handler: mux}
+		served := make(chan struct{})
 		log := p.Log
 		if log == nil {
 			log = zap.NewNop()
@@ -65,13 +66,18 @@ func NewMonitoring(p MonitoringParams) (MonitoringResult, error) {
 					return fmt.Errorf("--health-addr %s: %w", srv.Addr, err)
 				}
 				go func() {
+					defer close(served)
 					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 						log.Error("health server stopped", zap.Error(err))
 					}
 				}()
 				return nil
 			},
-			OnStop: func(ctx context.Context) error { return srv.Shutdown(ctx) },
+			OnStop: func(ctx context.Context) error {
+				err := srv.Shutdown(ctx)
+				<-served
+				return err
+			},
 		})
 	}
 	return MonitoringResult{Health: h, Metrics: m}, nil

@@ -77,6 +77,4 @@ type PanicError struct {
 	Stack []byte
 }
 
-func (e *PanicError) Error() string { return "work panicked: " + errorString(e.Value) }
-
-func errorString(v any) string { return fmt.Sprint(v) }
+func (e *PanicError) Error() string { return fmt.Sprintf("work panicked: %v", e.Value) }

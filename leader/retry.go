@@ -22,17 +22,17 @@ type retryOptionFunc func(*retryOptions)
 func (f retryOptionFunc) applyRetry(o *retryOptions) { f(o) }
 
 // RetryBackoff sets the wait before the first retry and its upper bound; each consecutive loss
-// doubles it (default 100 ms up to 10 s). A term that lasted longer than max starts again from
-// initial. Values that are not positive keep the defaults; max is raised to initial if lower.
-func RetryBackoff(initial, max time.Duration) RetryOption {
+// doubles it (default 100 ms up to 10 s). A term that lasted longer than maxWait starts again from
+// initial. Values that are not positive keep the defaults; maxWait is raised to initial if lower.
+func RetryBackoff(initial, maxWait time.Duration) RetryOption {
 	return retryOptionFunc(func(o *retryOptions) {
 		if initial > 0 {
 			o.initial = initial
 		}
-		if max > 0 {
-			o.max = max
+		if maxWait > 0 {
+			o.max = maxWait
 		}
-		o.max = maxDuration(o.max, o.initial)
+		o.max = max(o.max, o.initial)
 	})
 }
 
@@ -89,11 +89,4 @@ func RetryOnLost(work Work, opts ...RetryOption) Work {
 			}
 		}
 	}
-}
-
-func maxDuration(a, b time.Duration) time.Duration {
-	if a > b {
-		return a
-	}
-	return b
 }

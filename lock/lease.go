@@ -183,6 +183,13 @@ func (l *Lease) abandon(id string) {
 	l.abandoned[id] = struct{}{}
 }
 
+// forget drops an abandoned term once its record has been taken again.
+func (l *Lease) forget(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.abandoned, id)
+}
+
 // reclaimable reports whether a record is one of this instance's abandoned terms.
 func (l *Lease) reclaimable(cur *coordinationv1.Lease) bool {
 	rec := recordOf(cur)

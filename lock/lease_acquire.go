@@ -124,6 +124,9 @@ func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
 	switch {
 	case err == nil:
 		c.retry.reset()
+		if c.lease != nil {
+			l.forget(leaseToken(c.lease, c.record).ID)
+		}
 		return l.startTerm(written, sent), nil
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
 		// Another write came first: the watch brings it, and the decision is made again then.

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
@@ -158,7 +159,7 @@ func (w *objectWatcher[T]) consume(ctx context.Context, wi watch.Interface, send
 			}
 		case watch.Bookmark:
 			events++
-			if m, err := metaOf(ev.Object); err == nil {
+			if m, err := meta.Accessor(ev.Object); err == nil {
 				rv = m.GetResourceVersion()
 			}
 		case watch.Error:
