@@ -1,0 +1,117 @@
+package chaos
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// TermKey names one term as the sink sees it: the writer's identity and its token.
+type TermKey struct {
+	Who string
+	Seq int64
+}
+
+// TermWrites counts one term's writes; the instants are Now() when the sink answered.
+type TermWrites struct {
+	Accepted, Rejected          int
+	FirstAccepted, LastAccepted int64
+}
+
+// Sink is a fencing store: it accepts a write whose token is at least the highest it has
+// accepted and rejects (409 Conflict) any lower one. Workers write to it with
+// POST /write?who=ID&seq=TOKEN. Equal tokens are accepted, because client-go keeps the Lease's
+// transition count when the same holder acquires again.
+type Sink struct {
+	mu      sync.Mutex
+	highest TermKey // the term of the highest token accepted
+	any     bool    // a write was accepted
+	terms   map[TermKey]*TermWrites
+	wake    chan struct{} // closed and replaced on every accepted write
+}
+
+// NewSink returns an empty sink.
+func NewSink() *Sink {
+	return &Sink{terms: map[TermKey]*TermWrites{}, wake: make(chan struct{})}
+}
+
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	seq, err := strconv.ParseInt(r.URL.Query().Get("seq"), 10, 64)
+	who := r.URL.Query().Get("who")
+	if err != nil || who == "" {
+		http.Error(w, "want ?who=ID&seq=TOKEN", http.StatusBadRequest)
+		return
+	}
+	if !s.Write(TermKey{Who: who, Seq: seq}) {
+		w.WriteHeader(http.StatusConflict)
+	}
+}
+
+// Write records a write of term k and reports whether it was accepted.
+func (s *Sink) Write(k TermKey) bool {
+	now := Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tw := s.terms[k]
+	if tw == nil {
+		tw = &TermWrites{}
+		s.terms[k] = tw
+	}
+	if s.any && k.Seq < s.highest.Seq {
+		tw.Rejected++
+		return false
+	}
+	s.any, s.highest = true, k
+	tw.Accepted++
+	if tw.FirstAccepted == 0 {
+		tw.FirstAccepted = now
+	}
+	tw.LastAccepted = now
+	close(s.wake)
+	s.wake = make(chan struct{})
+	return true
+}
+
+// Writes returns what term k wrote.
+func (s *Sink) Writes(k TermKey) TermWrites {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tw := s.terms[k]; tw != nil {
+		return *tw
+	}
+	return TermWrites{}
+}
+
+// Rejected is the number of writes the sink refused, over all terms.
+func (s *Sink) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, tw := range s.terms {
+		n += tw.Rejected
+	}
+	return n
+}
+
+// Await blocks until cond, called under the sink's lock with the term of the highest accepted
+// token and its writes, returns true, or ctx ends.
+func (s *Sink) Await(ctx context.Context, cond func(k TermKey, w TermWrites) bool) (TermKey, TermWrites, error) {
+	for {
+		s.mu.Lock()
+		if s.any {
+			k, w := s.highest, *s.terms[s.highest]
+			if cond(k, w) {
+				s.mu.Unlock()
+				return k, w, nil
+			}
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return TermKey{}, TermWrites{}, ctx.Err()
+		}
+	}
+}
