@@ -1,195 +1,152 @@
-//go:build chaos
-
 package e2e
 
 import (
-	"context"
+	"flag"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
-	"strconv"
+	"math/rand/v2"
+	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/regent-k8s/regent/e2e/controlplane"
-	"github.com/regent-k8s/regent/e2e/examplerun"
+	"github.com/regent-k8s/regent/e2e/chaos"
 )
 
-// fencingSink is a store that refuses writes whose token is lower than the highest it accepted.
-type fencingSink struct {
-	mu       sync.Mutex
-	highest  int64
-	leader   string
-	newTerm  chan string // who, on each new highest token
-	accepted map[string]int
-	rejected map[string]int
+// The chaos suite's size. The defaults are the short run of `make test`; `make chaos` runs the
+// long one (see docs/benchmarks.md).
+var (
+	chaosFaults  = flag.Int("chaos.faults", 8, "faults injected into each fleet")
+	chaosFleets  = flag.String("chaos.fleets", "regent,client-go,mixed", "fleets to run, in order")
+	chaosWeights = flag.String("chaos.weights", "", "relative frequency of fault kinds after each has come once, e.g. sigterm=20 (default 1 each)")
+	chaosSeed    = flag.Uint64("chaos.seed", 0, "seed of the fault plan (0: from the clock)")
+)
+
+// fleetSpecs are the fleets the suite can run: the libraries of their workers.
+var fleetSpecs = map[string][]string{
+	"regent":    {"regent", "regent", "regent"},
+	"client-go": {"client-go", "client-go", "client-go"},
+	"mixed":     {"regent", "client-go", "regent", "client-go"},
 }
 
-func newFencingSink() *fencingSink {
-	// -1: a client-go Lease's first term has transition count 0.
-	return &fencingSink{highest: -1, newTerm: make(chan string, 100), accepted: map[string]int{}, rejected: map[string]int{}}
-}
-
-func (s *fencingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	seq, err := strconv.ParseInt(r.URL.Query().Get("seq"), 10, 64)
-	who := r.URL.Query().Get("who")
-	if err != nil || who == "" {
-		http.Error(w, "bad write", http.StatusBadRequest)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case seq < s.highest:
-		s.rejected[who]++
-		w.WriteHeader(http.StatusConflict)
-		return
-	case seq > s.highest:
-		s.highest, s.leader = seq, who
-		s.newTerm <- who
-	}
-	s.accepted[who]++
-}
-
-func (s *fencingSink) rejectedFor(who string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rejected[who]
-}
-
-// TestChaosFaults runs three workers and injects faults into the leader in turn: SIGSTOP for
-// longer than the lease then SIGCONT, SIGKILL (a crash), and SIGTERM (a graceful stop); a killed
-// or stopped worker is replaced by a new process with a new identity. It counts the writes the
-// faulted leader still attempts with its old token after the fault (the fencing sink refuses
-// them) and how long the next leader took. regent and client-go workers run under the same
-// faults, one after the other against the same API server. For regent it checks that a new leader
-// came within the lease duration plus 1 s, that a resumed leader reported its term lost, and that
-// no fault left more than two stale writes; client-go's figures are reported beside it.
-func TestChaosFaults(t *testing.T) {
-	ctx := context.Background()
-	bin, err := examplerun.BuildPackage(ctx, filepath.Join(examplerun.RepoRoot(), "e2e"), "./cmd/chaosworker", filepath.Join(t.TempDir(), "chaosworker"))
+// TestChaos runs fleets of worker processes on one Lease each (3 s / 2 s / 0.5 s timings) and
+// injects faults at random into the leader or the control plane: SIGKILL, SIGTERM, SIGSTOP past
+// the lease then SIGCONT, a network partition between the leader and the API server past the
+// lease, an API server restart and an etcd restart. The same fault plan runs against a regent
+// fleet, a client-go fleet and a mixed fleet, one after the other on the same API server.
+//
+// For regent it checks: no two terms overlap, except that a frozen process's term is judged by
+// the fencing sink instead (it accepted nothing from the resumed leader, which reported its term
+// lost); a partitioned leader reports its term lost; every fault is followed by a leader's write
+// within the lease duration plus 1 s (after the restarted server is back, for restarts); no
+// worker exits unless told to, and none leaves goroutines behind. In the mixed fleet, no term of
+// a regent worker may overlap a later term. client-go's figures are reported beside regent's.
+func TestChaos(t *testing.T) {
+	weights, err := parseWeights(*chaosWeights)
 	if err != nil {
 		t.Fatal(err)
 	}
-	summary := map[library]string{}
-	for _, lib := range libraries {
-		t.Run(string(lib), func(t *testing.T) { summary[lib] = faultRounds(t, bin, lib) })
+	seed := *chaosSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
 	}
-	for _, lib := range libraries {
-		t.Logf("%s: %s", lib, summary[lib])
+	t.Logf("fault plan seed %d (rerun with -args -chaos.seed=%d)", seed, seed)
+	bin := chaosBinary(t)
+	var summaries []string
+	for _, name := range strings.Split(*chaosFleets, ",") {
+		libs, ok := fleetSpecs[name]
+		if !ok {
+			t.Fatalf("unknown fleet %q", name)
+		}
+		rng := rand.New(rand.NewPCG(seed, seed))
+		plan := faultPlan(rng, *chaosFaults, weights)
+		t.Run(name, func(t *testing.T) { summaries = append(summaries, runFleet(t, name, bin, libs, rng, plan)) })
 	}
+	t.Log("summary:\n" + strings.Join(summaries, "\n"))
 }
 
-var faults = []syscall.Signal{syscall.SIGSTOP, syscall.SIGKILL, syscall.SIGTERM}
+// runFleet injects the faults of plan into a new fleet, checks it and returns its summary.
+func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, plan []faultKind) string {
+	f := newChaosFleet(t, name, bin, libs)
+	var results []faultResult
+	for i, kind := range plan {
+		r := f.inject(rng, kind)
+		results = append(results, r)
+		if testing.Verbose() && (len(plan) <= 50 || i%50 == 0) {
+			t.Logf("fault %d: %v", i, r)
+		}
+	}
+	now := chaos.Now()
+	leaks := f.stop()
+	terms := f.timeline.Terms(now)
+	overlaps := f.timeline.Overlaps(now)
 
-// faultRounds injects each fault twice into the leader of three workers of lib and returns a
-// summary of stale writes and takeover times per fault.
-func faultRounds(t *testing.T, bin string, lib library) string {
-	const workers, perFault = 3, 2
-	sink := newFencingSink()
-	srv := httptest.NewServer(sink)
-	defer srv.Close()
-	ns := namespace(t)
-	kubeconfig, err := cp.WriteKubeconfig(controlplane.AdminUser)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lostMu sync.Mutex
-	lost := map[string]int{}
-	procs := map[string]*examplerun.Process{}
-	start := func(who string) {
-		p, err := examplerun.Start(who, bin, []string{"--library=" + string(lib), "--namespace=" + ns, "--identity=" + who, "--sink=" + srv.URL},
-			[]string{"KUBECONFIG=" + kubeconfig},
-			func(p *examplerun.Process, l examplerun.Line) {
-				if l.Msg == "leadership lost; cancelling the work" {
-					lostMu.Lock()
-					lost[p.Name]++
-					lostMu.Unlock()
-				}
-			})
-		if err != nil {
-			t.Fatal(err)
-		}
-		procs[who] = p
-	}
-	defer func() {
-		for _, p := range procs {
-			_ = p.Stop(5 * time.Second)
-		}
-	}()
-	for i := range workers {
-		start(fmt.Sprintf("%s-%d", lib, i))
-	}
-	nextTerm := func() string {
-		select {
-		case who := <-sink.newTerm:
-			return who
-		case <-time.After(guard):
-			t.Fatal("no new term")
-			return ""
+	regentOnly := !slices.Contains(libs, "client-go")
+	for _, o := range overlaps {
+		if o.Earlier.Library == "regent" {
+			t.Errorf("overlap: %v", o)
 		}
 	}
-	stale := map[syscall.Signal][]int{}
-	takeovers := map[syscall.Signal][]time.Duration{}
-	current := nextTerm()
-	for round := range len(faults) * perFault {
-		fault := faults[round%len(faults)]
-		victim := procs[current]
-		before := sink.rejectedFor(current)
-		lostMu.Lock()
-		lostBefore := lost[current]
-		lostMu.Unlock()
-		if err := victim.Signal(fault); err != nil {
-			t.Fatal(err)
-		}
-		faultAt := time.Now()
-		successor := nextTerm()
-		takeover := time.Since(faultAt)
-		switch fault {
-		case syscall.SIGSTOP:
-			time.Sleep(fast.LeaseDuration + 2*time.Second - time.Since(faultAt)) // the pause lasts past the lease
-			if err := victim.Signal(syscall.SIGCONT); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(fast.LeaseDuration) // the resumed process runs again, past its renew deadline
-		default:
-			<-victim.Done()
-			delete(procs, current)
-			start(fmt.Sprintf("%s-r%d", lib, round)) // a replacement, as a Deployment would start
-			time.Sleep(time.Second)
-		}
-		n := sink.rejectedFor(current) - before
-		stale[fault] = append(stale[fault], n)
-		takeovers[fault] = append(takeovers[fault], takeover.Round(time.Millisecond))
-		lostMu.Lock()
-		reported := lost[current] - lostBefore
-		lostMu.Unlock()
-		t.Logf("round %d: %v to %s; %s led %v later; stale writes after the fault: %d", round, fault, current, successor, takeover.Round(time.Millisecond), n)
-		if successor == current {
-			t.Fatalf("round %d: the faulted process led again", round)
-		}
-		if lib != regentLib {
-			current = successor
+	for _, r := range results {
+		if r.victimLib != "regent" && !(regentOnly && r.victim == "") {
 			continue
 		}
-		if fault != syscall.SIGTERM && takeover > fast.LeaseDuration+time.Second {
-			t.Errorf("round %d: no leader within the lease duration plus 1 s after %v (%v)", round, fault, takeover)
+		if regentOnly && r.recovery > fast.LeaseDuration+time.Second {
+			t.Errorf("%v: no leader within the lease duration plus 1 s", r)
 		}
-		if fault == syscall.SIGSTOP && reported == 0 {
-			t.Errorf("round %d: the resumed leader did not report its term lost", round)
+		if r.kind == faultStop && (r.resumed > 0 || !r.lost) {
+			t.Errorf("%v: the resumed leader's writes were accepted or its term was not reported lost", r)
 		}
-		if n > 2 {
-			t.Errorf("round %d: %d stale writes after %v", round, n, fault)
+		if r.kind == faultPartition && !r.lost {
+			t.Errorf("%v: the partitioned leader did not report its term lost", r)
 		}
-		current = successor
 	}
-	var parts []string
-	for _, f := range faults {
-		parts = append(parts, fmt.Sprintf("%v: stale writes %v, next leader after %v", f, stale[f], takeovers[f]))
+	for _, c := range f.crashes {
+		if strings.Contains(c, "-regent-") {
+			t.Errorf("crash: %s", c)
+		}
 	}
-	return strings.Join(parts, "; ")
+	for who, leak := range leaks {
+		if strings.Contains(who, "-regent-") {
+			t.Errorf("%s left goroutines behind: %s", who, leak)
+		}
+	}
+	return summarize(name, results, terms, overlaps, f.sink.Rejected(), len(f.crashes), len(leaks))
+}
+
+// summarize is one fleet's paragraph of the suite's summary.
+func summarize(name string, results []faultResult, terms []chaos.Term, overlaps []chaos.Overlap, rejected, crashes, leaks int) string {
+	var b strings.Builder
+	var longest time.Duration
+	for _, o := range overlaps {
+		longest = max(longest, o.By)
+	}
+	fmt.Fprintf(&b, "%s: %d faults, %d terms (%d handovers), %d overlaps (longest %v), %d stale writes refused, %d crashes, %d leaks\n",
+		name, len(results), len(terms), max(len(terms)-1, 0), len(overlaps), longest.Round(time.Millisecond), rejected, crashes, leaks)
+	for _, kind := range faultKinds {
+		var rec []time.Duration
+		stale, resumed, lost := 0, 0, 0
+		for _, r := range results {
+			if r.kind != kind {
+				continue
+			}
+			rec = append(rec, r.recovery)
+			stale += r.stale
+			resumed += r.resumed
+			if r.lost {
+				lost++
+			}
+		}
+		if len(rec) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "  %-9s x%-4d recovery p50 %7.1f ms, max %7.1f ms; stale writes refused %d", kind, len(rec), quantile(rec, 0.5), quantile(rec, 1), stale)
+		switch kind {
+		case faultStop:
+			fmt.Fprintf(&b, ", accepted after resuming %d, reported lost %d/%d", resumed, lost, len(rec))
+		case faultPartition:
+			fmt.Fprintf(&b, ", reported lost %d/%d", lost, len(rec))
+		}
+		b.WriteString("\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
 }

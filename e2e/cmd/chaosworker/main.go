@@ -1,6 +1,8 @@
 // Command chaosworker is a candidate for the chaos suite: while it leads a Lease, it writes to a
-// fencing sink every tick with its term's token, and it logs every term's start and end. The
-// sink refuses writes whose token is lower than the highest it has accepted.
+// fencing sink every tick with its term's token, and it logs every term's start and end with the
+// machine's monotonic clock (field "mono"), so that the harness can check that no two terms
+// overlap. The sink refuses writes whose token is lower than the highest it has accepted. On a
+// graceful stop it logs "exit" with the goroutines it left behind, if any.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -20,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"github.com/regent-k8s/regent/e2e/chaos"
 	"github.com/regent-k8s/regent/leader"
 	"github.com/regent-k8s/regent/lock"
 )
@@ -34,6 +38,7 @@ func main() {
 	renewDeadline := flag.Duration("renew-deadline", 2*time.Second, "renew deadline")
 	retryPeriod := flag.Duration("retry-period", 500*time.Millisecond, "retry period")
 	library := flag.String("library", "regent", "regent or client-go")
+	server := flag.String("server", "", "API server URL, replacing the kubeconfig's (the chaos suite's partition proxy)")
 	flag.Parse()
 	timings := lock.Timings{LeaseDuration: *leaseDuration, RenewDeadline: *renewDeadline, RetryPeriod: *retryPeriod}
 
@@ -45,13 +50,23 @@ func main() {
 	if err != nil {
 		log.Fatal("kubeconfig", zap.Error(err))
 	}
+	if *server != "" {
+		cfg.Host = *server
+	}
 	client := kubernetes.NewForConfigOrDie(cfg)
 	w := &writer{log: log, client: &http.Client{Timeout: time.Second}, sink: *sink, who: *identity, tick: *tick}
+	log.Info("campaigning", zap.String("library", *library))
 	if *library == "client-go" {
 		runClientGo(ctx, log, client, *namespace, *lockName, *identity, timings, w)
-		return
+	} else {
+		runRegent(ctx, log, client, *namespace, *lockName, *identity, timings, w)
 	}
-	l, err := lock.NewLease(client.CoordinationV1(), *namespace, *lockName, lock.WithIdentity(*identity), lock.WithLogger(log), lock.WithTimings(timings))
+	reportLeaks(log)
+}
+
+// runRegent campaigns with regent until ctx ends, retrying after every lost term.
+func runRegent(ctx context.Context, log *zap.Logger, client kubernetes.Interface, ns, name, id string, timings lock.Timings, w *writer) {
+	l, err := lock.NewLease(client.CoordinationV1(), ns, name, lock.WithIdentity(id), lock.WithLogger(log), lock.WithTimings(timings))
 	if err != nil {
 		log.Fatal("lock", zap.Error(err))
 	}
@@ -81,8 +96,8 @@ type writer struct {
 }
 
 func (w *writer) loop(ctx context.Context, seq int64) {
-	w.log.Info("term-start", zap.Int64("seq", seq))
-	defer w.log.Info("term-end", zap.Int64("seq", seq))
+	w.log.Info("term-start", zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
+	defer func() { w.log.Info("term-end", zap.Int64("seq", seq), zap.Int64("mono", chaos.Now())) }()
 	t := time.NewTicker(w.tick)
 	defer t.Stop()
 	for {
@@ -137,4 +152,22 @@ func runClientGo(ctx context.Context, log *zap.Logger, client kubernetes.Interfa
 		le.Run(rctx)
 		cancel()
 	}
+}
+
+// reportLeaks logs "exit" with the goroutines still running after the campaign ended, leaving
+// out the process's own plumbing: idle HTTP connections of the client's transport, klog's flush
+// daemon and the signal handler.
+func reportLeaks(log *zap.Logger) {
+	err := goleak.Find(
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*ClientConn).readLoop"),
+		goleak.IgnoreAnyFunction("k8s.io/klog/v2.(*flushDaemon).run.func1"),
+		goleak.IgnoreAnyFunction("os/signal.signal_recv"),
+	)
+	leaked := ""
+	if err != nil {
+		leaked = err.Error()
+	}
+	log.Info("exit", zap.String("leaked", leaked))
 }

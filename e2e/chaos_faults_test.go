@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/regent-k8s/regent/e2e/chaos"
+)
+
+// faultKind is one kind of fault the chaos suite injects.
+type faultKind string
+
+const (
+	faultKill      faultKind = "sigkill"   // the leader crashes
+	faultTerm      faultKind = "sigterm"   // the leader stops gracefully: a handover
+	faultStop      faultKind = "sigstop"   // the leader is frozen past its lease, then resumes
+	faultPartition faultKind = "partition" // the leader is cut off from the API server past its lease
+	faultAPIServer faultKind = "apiserver" // the API server restarts
+	faultEtcd      faultKind = "etcd"      // etcd restarts
+)
+
+var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd}
+
+// faultResult is what one fault did.
+type faultResult struct {
+	kind      faultKind
+	victim    string // the worker faulted; empty for control-plane restarts
+	victimLib string
+	// recovery is how long after the fault (after the restarted server was back, for restarts)
+	// a leader's write was accepted: for worker faults, the first write of a new term.
+	recovery time.Duration
+	newTerm  bool
+	// stale counts the victim term's writes that the sink refused; resumed counts those it
+	// accepted after a frozen victim resumed (SIGCONT).
+	stale, resumed int
+	lost           bool // the victim reported its term lost
+}
+
+func (r faultResult) String() string {
+	s := fmt.Sprintf("%-9s recovery %6v", r.kind, r.recovery.Round(time.Millisecond))
+	if r.victim != "" {
+		s += fmt.Sprintf(" victim %s stale writes refused %d", r.victim, r.stale)
+	}
+	if r.kind == faultStop {
+		s += fmt.Sprintf(" accepted after resuming %d, reported lost %v", r.resumed, r.lost)
+	}
+	if r.kind == faultPartition {
+		s += fmt.Sprintf(" reported lost %v", r.lost)
+	}
+	return s
+}
+
+// faultPlan draws n faults: first every kind once in random order, then kinds at random in
+// proportion to their weights.
+func faultPlan(rng *rand.Rand, n int, weights map[faultKind]int) []faultKind {
+	var plan, pool []faultKind
+	for _, k := range faultKinds {
+		if weights[k] > 0 {
+			plan = append(plan, k)
+		}
+		for range weights[k] {
+			pool = append(pool, k)
+		}
+	}
+	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
+	for len(plan) < n {
+		plan = append(plan, pool[rng.IntN(len(pool))])
+	}
+	return plan[:n]
+}
+
+// parseWeights reads "sigterm=20,sigkill=1"; kinds not named keep weight 1.
+func parseWeights(s string) (map[faultKind]int, error) {
+	w := map[faultKind]int{}
+	for _, k := range faultKinds {
+		w[k] = 1
+	}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(val)
+		if _, known := w[faultKind(name)]; !ok || !known || err != nil || n < 0 {
+			return nil, fmt.Errorf("fault weight %q: want kind=N with kind one of %v and N >= 0", part, faultKinds)
+		}
+		w[faultKind(name)] = n
+	}
+	return w, nil
+}
+
+// inject runs one fault against the chaosFleet and waits until it is over: a leader writes again
+// and the chaosFleet is whole.
+func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	before, victim := f.leader()
+	res := faultResult{kind: kind}
+	if kind == faultAPIServer || kind == faultEtcd {
+		readyAt := f.restart(ctx, rng, kind)
+		k, w, err := f.sink.Await(ctx, func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt })
+		if err != nil {
+			f.t.Fatalf("%s: no leader wrote after the %s restart", f.name, kind)
+		}
+		res.recovery = time.Duration(w.LastAccepted - readyAt)
+		res.newTerm = k != before
+		return res
+	}
+	res.victim, res.victimLib = victim.id, victim.library
+	lostBefore := victim.lost.Load()
+	faultAt := chaos.Now()
+	switch kind {
+	case faultKill:
+		f.kill(victim, syscall.SIGKILL)
+	case faultTerm:
+		f.kill(victim, syscall.SIGTERM)
+	case faultStop:
+		f.timeline.Pause(victim.id)
+		if err := victim.proc.Signal(syscall.SIGSTOP); err != nil {
+			f.t.Fatal(err)
+		}
+	case faultPartition:
+		if err := victim.link.Cut(); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	_, w, err := f.sink.Await(ctx, func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before })
+	if err != nil {
+		f.t.Fatalf("%s: no new leader after %s of %s", f.name, kind, victim.id)
+	}
+	res.recovery, res.newTerm = time.Duration(w.FirstAccepted-faultAt), true
+	switch kind {
+	case faultKill, faultTerm:
+		f.reap(victim)
+		f.spawn(victim.library) // a replacement, as a Deployment would start
+	case faultStop, faultPartition:
+		// The fault lasts past the lease, and a little longer.
+		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
+		accepted := f.sink.Writes(before).Accepted
+		if kind == faultStop {
+			if err := victim.proc.Signal(syscall.SIGCONT); err != nil {
+				f.t.Fatal(err)
+			}
+		} else if err := victim.link.Heal(); err != nil {
+			f.t.Fatal(err)
+		}
+		f.awaitTermEnd(victim)
+		res.resumed = f.sink.Writes(before).Accepted - accepted
+	}
+	res.stale = f.sink.Writes(before).Rejected
+	res.lost = victim.lost.Load() > lostBefore
+	return res
+}
+
+// restart stops the API server or etcd for a random while and starts it again; it returns the
+// instant it was back.
+func (f *chaosFleet) restart(ctx context.Context, rng *rand.Rand, kind faultKind) int64 {
+	f.t.Helper()
+	stop, start := cp.StopAPIServer, cp.StartAPIServer
+	if kind == faultEtcd {
+		stop, start = cp.StopEtcd, cp.StartEtcd
+	}
+	stop()
+	time.Sleep(randomDuration(rng, 500*time.Millisecond, 4*time.Second))
+	if err := start(ctx); err != nil {
+		f.t.Fatalf("restart %s: %v", kind, err)
+	}
+	return chaos.Now()
+}
+
+// awaitTermEnd waits until the worker's open term, if any, has ended.
+func (f *chaosFleet) awaitTermEnd(w *chaosWorker) {
+	f.t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		if _, open := f.timeline.Open(w.id); !open {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: the term of %s did not end after the fault", f.name, w.id)
+		}
+		time.Sleep(10 * time.Millisecond) // polls the harness's own record of the worker's log
+	}
+}
+
+func randomDuration(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+}

@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regent-k8s/regent/e2e/chaos"
+	"github.com/regent-k8s/regent/e2e/controlplane"
+	"github.com/regent-k8s/regent/e2e/examplerun"
+	"github.com/regent-k8s/regent/e2e/netfault"
+)
+
+// chaosWorker is one candidate process of a chaos fleet, talking to the API server through a link of
+// its own that can be cut, and writing to the fleet's fencing sink.
+type chaosWorker struct {
+	id, library string
+	proc        *examplerun.Process
+	link        *netfault.Link
+	campaigning chan struct{}
+	once        sync.Once
+	lost        atomic.Int32 // terms the worker reported lost
+	// expected is the signal the harness sent to end the process, 0 while none was sent.
+	expected atomic.Int32
+	leaked   atomic.Pointer[string] // from the worker's "exit" line
+}
+
+// chaosFleet runs chaos workers on one Lease with fast timings and referees them: every term goes
+// to the timeline, every write to the sink, every unexpected exit to crashes.
+type chaosFleet struct {
+	t         *testing.T
+	name      string
+	bin       string
+	ns        string
+	upstream  string // the API server's host:port
+	kubecfg   string
+	sink      *chaos.Sink
+	sinkSrv   *httptest.Server
+	timeline  *chaos.Timeline
+	libraries []string // the library of each new worker, in turn
+
+	mu      sync.Mutex
+	workers map[string]*chaosWorker
+	spawned int
+	crashes []string
+	exits   sync.WaitGroup
+}
+
+func newChaosFleet(t *testing.T, name, bin string, libraries []string) *chaosFleet {
+	t.Helper()
+	kubecfg, err := cp.WriteKubeconfig(controlplane.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := url.Parse(cp.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := chaos.NewSink()
+	f := &chaosFleet{
+		t: t, name: name, bin: bin, ns: namespace(t), upstream: host.Host, kubecfg: kubecfg,
+		sink: sink, sinkSrv: httptest.NewServer(sink), timeline: chaos.NewTimeline(),
+		libraries: libraries, workers: map[string]*chaosWorker{},
+	}
+	for _, lib := range libraries {
+		f.spawn(lib)
+	}
+	return f
+}
+
+// spawn starts a worker of lib with a new identity and waits until it campaigns.
+func (f *chaosFleet) spawn(lib string) *chaosWorker {
+	f.t.Helper()
+	f.mu.Lock()
+	id := fmt.Sprintf("%s-%s-%d", f.name, lib, f.spawned)
+	f.spawned++
+	f.mu.Unlock()
+	link, err := netfault.Listen(id, f.upstream)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	w := &chaosWorker{id: id, library: lib, link: link, campaigning: make(chan struct{})}
+	w.proc, err = examplerun.Start(id, f.bin, []string{
+		"--library=" + lib, "--namespace=" + f.ns, "--identity=" + id, "--sink=" + f.sinkSrv.URL,
+		"--server=https://" + link.Addr(),
+		"--lease-duration=" + fast.LeaseDuration.String(), "--renew-deadline=" + fast.RenewDeadline.String(),
+		"--retry-period=" + fast.RetryPeriod.String(),
+	}, []string{"KUBECONFIG=" + f.kubecfg}, func(_ *examplerun.Process, l examplerun.Line) { f.onLine(w, l) })
+	if err != nil {
+		link.Close()
+		f.t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.workers[id] = w
+	f.mu.Unlock()
+	f.exits.Add(1)
+	go f.watchExit(w)
+	select {
+	case <-w.campaigning:
+	case <-w.proc.Done():
+		f.t.Fatalf("worker %s exited before campaigning: %v", id, w.proc.Err())
+	case <-time.After(guard):
+		f.t.Fatalf("worker %s did not start campaigning", id)
+	}
+	return w
+}
+
+// onLine feeds the referees from a worker's log.
+func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
+	var fields struct {
+		Seq    int64  `json:"seq"`
+		Mono   int64  `json:"mono"`
+		Leaked string `json:"leaked"`
+	}
+	switch l.Msg {
+	case "campaigning":
+		w.once.Do(func() { close(w.campaigning) })
+	case "term-start":
+		if json.Unmarshal([]byte(l.Text), &fields) == nil {
+			f.timeline.Begin(w.id, w.library, fields.Seq, fields.Mono)
+		}
+	case "term-end":
+		if json.Unmarshal([]byte(l.Text), &fields) == nil {
+			f.timeline.End(w.id, fields.Mono, "returned")
+		}
+	case "leadership lost; cancelling the work":
+		w.lost.Add(1)
+	case "exit":
+		if json.Unmarshal([]byte(l.Text), &fields) == nil {
+			w.leaked.Store(&fields.Leaked)
+		}
+	}
+}
+
+// watchExit closes the term of a worker that exited without ending it and records an exit
+// that the harness did not cause, or a graceful stop that failed, as a crash.
+func (f *chaosFleet) watchExit(w *chaosWorker) {
+	defer f.exits.Done()
+	<-w.proc.Done()
+	f.timeline.End(w.id, chaos.Now(), "exited")
+	w.link.Close()
+	var crash string
+	switch sig := syscall.Signal(w.expected.Load()); {
+	case sig == 0:
+		crash = fmt.Sprintf("%s exited on its own: %v", w.id, w.proc.Err())
+	case sig == syscall.SIGTERM && w.proc.Err() != nil:
+		crash = fmt.Sprintf("%s failed to stop gracefully: %v", w.id, w.proc.Err())
+	}
+	if crash != "" {
+		f.mu.Lock()
+		f.crashes = append(f.crashes, crash)
+		f.mu.Unlock()
+	}
+}
+
+// kill sends sig (SIGKILL or SIGTERM) to w and stops counting it as a member of the chaosFleet;
+// reap waits for it to exit.
+func (f *chaosFleet) kill(w *chaosWorker, sig syscall.Signal) {
+	f.t.Helper()
+	w.expected.Store(int32(sig))
+	f.mu.Lock()
+	delete(f.workers, w.id)
+	f.mu.Unlock()
+	if sig == syscall.SIGKILL {
+		f.timeline.End(w.id, chaos.Now(), "killed") // a killed process stops at once
+	}
+	if err := w.proc.Signal(sig); err != nil {
+		f.t.Fatalf("signal %s: %v", w.id, err)
+	}
+}
+
+func (f *chaosFleet) reap(w *chaosWorker) {
+	f.t.Helper()
+	select {
+	case <-w.proc.Done():
+	case <-time.After(guard):
+		f.t.Fatalf("%s did not exit", w.id)
+	}
+}
+
+// worker returns the live worker id, or nil.
+func (f *chaosFleet) worker(id string) *chaosWorker {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.workers[id]
+}
+
+// leader waits until a live worker writes to the sink with the highest token and returns its
+// term.
+func (f *chaosFleet) leader() (chaos.TermKey, *chaosWorker) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	k, _, err := f.sink.Await(ctx, func(k chaos.TermKey, _ chaos.TermWrites) bool { return f.worker(k.Who) != nil })
+	if err != nil {
+		f.t.Fatalf("%s: no leader within %v", f.name, guard)
+	}
+	return k, f.worker(k.Who)
+}
+
+// stop ends every worker gracefully and returns the goroutines each left behind, by worker.
+func (f *chaosFleet) stop() map[string]string {
+	f.mu.Lock()
+	workers := make([]*chaosWorker, 0, len(f.workers))
+	for _, w := range f.workers {
+		workers = append(workers, w)
+	}
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.expected.Store(int32(syscall.SIGTERM))
+			_ = w.proc.Stop(guard)
+		}()
+	}
+	wg.Wait()
+	f.exits.Wait()
+	f.sinkSrv.Close()
+	leaks := map[string]string{}
+	for _, w := range workers {
+		switch leaked := w.leaked.Load(); {
+		case leaked == nil:
+			leaks[w.id] = "no exit report"
+		case *leaked != "":
+			leaks[w.id] = *leaked
+		}
+	}
+	return leaks
+}
+
+// binary builds the chaos worker once per test run.
+func chaosBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := examplerun.BuildPackage(context.Background(), filepath.Join(examplerun.RepoRoot(), "e2e"), "./cmd/chaosworker", filepath.Join(t.TempDir(), "chaosworker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
