@@ -13,7 +13,16 @@
 // measured on the waiter's own clock from the moment the waiter observed the record change; a
 // timer set to that moment replaces polling. The holder's timestamps are never compared with the
 // local clock. Every write is a compare-and-swap on the observed resourceVersion, so of two
-// waiters that act at once exactly one wins; the other sees the winner's record in its watch.
+// waiters that act at once exactly one wins; the other sees the winner's record in its watch,
+// and never writes against a version it already lost on.
+//
+// Many waiters would all write on the same event. A Lease value that has lost such races waits
+// a short random delay before writing to a free or expired Lease, and drops the write when
+// another holder's record arrives first: the delay is below 2^(k-1) ms at level k, where k rises
+// by one for each race lost and falls by two for each race won (at most 128 ms). That settles
+// at about three writers per handover whatever the number of waiters; a few candidates stay at
+// level 0 and write at once. The delay only postpones acquisition and plays no part in the
+// safety argument below.
 //
 // The holder renews every RetryPeriod. Each renewal's send time is noted on the holder's
 // monotonic clock; when RenewDeadline has passed since the send time of the last renewal that

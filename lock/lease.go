@@ -27,6 +27,8 @@ type Lease struct {
 	// acts on it, so this instance may take it again at once instead of waiting for it to expire.
 	mu        sync.Mutex
 	abandoned map[string]struct{}
+
+	contention contention // how often this value lost races for the free Lease
 }
 
 var _ Lock = (*Lease)(nil)

@@ -46,6 +46,8 @@ func (l *Lease) Acquire(ctx context.Context) (*Term, error) {
 			c.expiry = nil
 		case <-c.retryC():
 			c.retrying = nil
+		case <-c.staggerC():
+			c.stagger, c.staggered = nil, true
 		}
 		if term, err := c.act(ctx); term != nil || err != nil {
 			return term, err
@@ -69,6 +71,16 @@ type leaseCandidate struct {
 	expiry   clock.Timer // fires when the observed record expires
 	retrying clock.Timer // fires when a failed request may be retried
 	retry    *backoff
+
+	// conflicted is set when a write based on the observed version lost its race. Another
+	// observation of that same version (a watch opened without a resourceVersion repeats the
+	// read as a synthetic ADDED event) must not start another write that can only conflict.
+	conflicted bool
+
+	// stagger fires when a contended write to the observed free or expired record may go out;
+	// staggered is set once it has (see contention). Both reset when the record changes.
+	stagger   clock.Timer
+	staggered bool
 }
 
 type pendingWrite struct {
@@ -81,8 +93,14 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 	if o.exists {
 		rec = recordOf(o.obj)
 	}
+	sameVersion := c.known && (c.lease != nil) == o.exists && (!o.exists || o.obj.ResourceVersion == c.lease.ResourceVersion)
+	if !sameVersion {
+		c.conflicted = false
+	}
 	if !c.known || (c.lease != nil) != o.exists || !rec.equal(c.record) {
 		c.observedAt = c.l.o.clock.Now()
+		c.stopStagger()
+		c.staggered = false
 	}
 	c.known = true
 	c.lease, c.record = nil, rec
@@ -106,7 +124,7 @@ func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
 		c.stopTimers()
 		return l.startTerm(c.lease, c.pending.sent), nil
 	}
-	if c.retrying != nil {
+	if c.retrying != nil || c.stagger != nil || c.conflicted {
 		return nil, nil
 	}
 	c.stopExpiry()
@@ -119,11 +137,18 @@ func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
 		l.o.log.Info("lease expired, taking over", zap.String("holder", c.record.holder),
 			zap.Duration("unchangedFor", clk.Since(c.observedAt)))
 	}
+	if !c.staggered {
+		if d := l.contention.delay(); d > 0 {
+			c.stagger = clk.NewTimer(d)
+			return nil, nil
+		}
+	}
 	sent := clk.Now()
 	written, err := l.write(ctx, c.lease, sent)
 	switch {
 	case err == nil:
 		c.retry.reset()
+		l.contention.won()
 		if c.lease != nil {
 			l.forget(leaseToken(c.lease, c.record).ID)
 		}
@@ -131,6 +156,8 @@ func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
 		// Another write came first: the watch brings it, and the decision is made again then.
 		c.retry.reset()
+		c.conflicted = true
+		l.contention.lost()
 		return nil, nil
 	case permanent(err) || (c.lease == nil && apierrors.IsNotFound(err)):
 		// NotFound on create: the namespace does not exist.
@@ -168,6 +195,20 @@ func (c *leaseCandidate) retryC() <-chan time.Time {
 	return c.retrying.C()
 }
 
+func (c *leaseCandidate) staggerC() <-chan time.Time {
+	if c.stagger == nil {
+		return nil
+	}
+	return c.stagger.C()
+}
+
+func (c *leaseCandidate) stopStagger() {
+	if c.stagger != nil {
+		c.stagger.Stop()
+		c.stagger = nil
+	}
+}
+
 func (c *leaseCandidate) stopExpiry() {
 	if c.expiry != nil {
 		c.expiry.Stop()
@@ -177,6 +218,7 @@ func (c *leaseCandidate) stopExpiry() {
 
 func (c *leaseCandidate) stopTimers() {
 	c.stopExpiry()
+	c.stopStagger()
 	if c.retrying != nil {
 		c.retrying.Stop()
 		c.retrying = nil

@@ -114,13 +114,7 @@ func TestAcquireTakesReleasedLeaseOnItsWatchEvent(t *testing.T) {
 
 func TestAcquireLosingTheRaceKeepsWaiting(t *testing.T) {
 	env := kubefake.NewEnv(leaseObject("", 2, kubefake.Epoch))
-	var raced atomic.Bool
-	env.React("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
-		if raced.CompareAndSwap(false, true) {
-			putLease(t, env, leaseObject(rival, 3, kubefake.Epoch)) // the rival's write lands first
-		}
-		return false, nil, nil
-	})
+	env.React("update", "leases", raceOnce(t, env))
 	l := newTestLease(t, env, me)
 	ctx, cancel := context.WithCancel(context.Background())
 	res := acquireAsync(ctx, l)
@@ -133,6 +127,18 @@ func TestAcquireLosingTheRaceKeepsWaiting(t *testing.T) {
 	var held *HeldError
 	if !errors.As(got.err, &held) || held.Holder != rival || !errors.Is(got.err, context.Canceled) || !errors.Is(got.err, ErrHeld) {
 		t.Fatalf("Acquire = %v, want a HeldError naming %q that wraps context.Canceled", got.err, rival)
+	}
+}
+
+// raceOnce is a reactor under which a rival's write lands just before this process's first
+// update, which then conflicts.
+func raceOnce(t *testing.T, env *kubefake.Env) k8stesting.ReactionFunc {
+	var raced atomic.Bool
+	return func(k8stesting.Action) (bool, runtime.Object, error) {
+		if raced.CompareAndSwap(false, true) {
+			putLease(t, env, leaseObject(rival, 3, kubefake.Epoch))
+		}
+		return false, nil, nil
 	}
 }
 
