@@ -24,7 +24,10 @@
 // level 0 and write at once. The delay only postpones acquisition and plays no part in the
 // safety argument below.
 //
-// The holder renews every RetryPeriod. Each renewal's send time is noted on the holder's
+// The holder renews every RetryPeriod, each renewal brought forward to the start of a slot of
+// RetryPeriod/20 that all terms of the process share, so that a process holding many Leases
+// wakes once for the renewals due together rather than once for each; renewing early is always
+// safe. Each renewal's send time is noted on the holder's
 // monotonic clock; when RenewDeadline has passed since the send time of the last renewal that
 // succeeded, the term ends as lost, at that instant, whatever requests are still in flight and
 // before any release is attempted. A holder that finds the Lease held by someone else, deleted,

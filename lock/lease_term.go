@@ -54,7 +54,7 @@ func (lt *leaseTerm) run() {
 	lastSent := lt.sentAt()
 	deadline := clk.NewTimer(tm.RenewDeadline - clk.Since(lastSent))
 	defer deadline.Stop()
-	tick := clk.NewTimer(tm.RetryPeriod - clk.Since(lastSent))
+	tick := clk.NewTimer(lt.renewIn(lastSent))
 	defer tick.Stop()
 	results := make(chan renewResult, 1)
 	attempt := 0
@@ -80,7 +80,7 @@ func (lt *leaseTerm) run() {
 				return
 			}
 			// An attempt still in flight after a whole RetryPeriod is abandoned for a new one.
-			tick.Reset(tm.RetryPeriod)
+			tick.Reset(lt.renewIn(now))
 			cancelAttempt()
 			attempt++
 			cancelAttempt = lt.startRenew(attempt, now, results)
@@ -114,11 +114,36 @@ func (lt *leaseTerm) run() {
 				lt.renewed(r.lease, r.sent)
 				deadline.Reset(tm.RenewDeadline - clk.Since(lastSent))
 				if !superseded {
-					tick.Reset(tm.RetryPeriod - clk.Since(lastSent))
+					tick.Reset(lt.renewIn(lastSent))
 				}
 			}
 		}
 	}
+}
+
+// renewSlots is how many renewal slots a RetryPeriod has (see renewIn).
+const renewSlots = 20
+
+// renewIn is how long to wait before renewing after a renewal sent at from: a RetryPeriod, brought
+// forward to the start of the slot it ends in. Slots are RetryPeriod/renewSlots long (100 ms at
+// the defaults) and begin at the same instants in every term of the process, so a process that
+// holds many Leases renews those due in one slot together, in one wake-up, instead of waking for
+// each. The next renewal only ever comes earlier than a RetryPeriod, and the term's deadline is
+// timed from the last successful send on its own timer, so this changes nothing in the safety
+// argument. The slot's start comes from the wall clock, but only as an offset below one slot
+// that is subtracted from a wait measured on the monotonic clock, so a wall-clock jump can
+// shift a renewal by less than a slot, and never past the RetryPeriod.
+func (lt *leaseTerm) renewIn(from time.Time) time.Duration {
+	clk, period := lt.l.o.clock, lt.l.o.timings.RetryPeriod
+	slot := int64(period / renewSlots)
+	early := time.Duration(0)
+	if slot > 0 {
+		early = time.Duration(from.Add(period).UnixNano() % slot)
+		if early < 0 { // a time before 1970
+			early += time.Duration(slot)
+		}
+	}
+	return max(period-clk.Since(from)-early, 0)
 }
 
 // startRenew sends a renewal in the background; the returned function abandons it.
