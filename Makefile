@@ -29,14 +29,15 @@ e2e: controlplane
 BENCH = cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" REGENT_BENCH_OUT=$(CURDIR)/docs/images \
 	$(GO) test -run '^$$' -timeout 60m ./ -bench
 bench: controlplane
-	$(BENCH) 'LeaseHandover|ForLifeFailover' -benchtime 30x
+	$(BENCH) 'LeaseHandover|ForLifeFailover$$' -benchtime 30x
+	$(BENCH) 'ForLifeFailoverBecomeSchedule' -benchtime 8x
 	$(BENCH) 'LeaseFailover' -benchtime 10x
 	$(BENCH) 'LeaseRequestRate|LeaseScale' -benchtime 1x
 
 ## chaos: the long chaos run, faults injected at random into worker processes and the control plane,
 ## checked with an overlap checker and a fencing sink: at least 1,000 handovers per fleet, mostly
 ## graceful (about an hour). make test runs a short version (TestChaos with its defaults).
-CHAOS_FLAGS ?= -chaos.faults=1000 -chaos.weights=sigterm=20
+CHAOS_FLAGS ?= -chaos.faults=1050 -chaos.weights=sigterm=40
 chaos: controlplane
 	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -run 'TestChaos$$' -count=1 -v -timeout 3h ./ -args $(CHAOS_FLAGS)
 

@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/regent-k8s/regent/e2e/controlplane"
 )
@@ -107,4 +112,57 @@ func BenchmarkForLifeFailover(b *testing.B) {
 	b.ReportMetric(quantile(gone, 0.5), "lock-gone-p50-ms")
 	b.ReportMetric(quantile(gc, 0.5), "gc-p50-ms")
 	b.ReportMetric(quantile(gc, 0.99), "gc-p99-ms")
+}
+
+// BenchmarkForLifeFailoverBecomeSchedule is BenchmarkForLifeFailover's measure for a waiter on
+// the schedule of operator-lib's leader.Become (becomeModel): a Pod holds the lock ConfigMap,
+// the waiter starts, and after a wait drawn uniformly from [0, 40 s) (the waiter's backoff
+// depends on how long it has waited) the holder's Pod is deleted. failover-ms is the time from
+// the deletion to the waiter's successful create; gc-ms the time until the garbage collector
+// removed the lock. waiting-req/s is the waiter's request rate before the deletion.
+func BenchmarkForLifeFailoverBecomeSchedule(b *testing.B) {
+	ns := namespace(b)
+	admin := cp.Client(controlplane.AdminUser)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var failover, gone []time.Duration
+	var requests, waited float64
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("become-%d", i)
+		holder := newPod(b, ns, "a-"+name)
+		if err := becomeModel(ctx, admin, holder, name); err != nil {
+			b.Fatal(err)
+		}
+		var sent atomic.Int64
+		cfg := rest.CopyConfig(cp.Config(controlplane.AdminUser))
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counting(&sent, rt) })
+		waiter := newPod(b, ns, "b-"+name)
+		done := make(chan time.Time, 1)
+		go func() {
+			if err := becomeModel(ctx, kubernetes.NewForConfigOrDie(cfg), waiter, name); err != nil {
+				b.Error(err)
+			}
+			done <- time.Now()
+		}()
+		lockGone := watchGone(b, ns, name)
+		wait := time.Duration(rng.Int64N(int64(40 * time.Second)))
+		time.Sleep(wait)
+		requests += float64(sent.Load())
+		waited += wait.Seconds()
+		b.StartTimer()
+		t0 := time.Now()
+		if err := admin.CoreV1().Pods(ns).Delete(ctx, holder.Name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := <-done
+		b.StopTimer()
+		failover = append(failover, t1.Sub(t0))
+		gone = append(gone, (<-lockGone).Sub(t0))
+		b.StartTimer()
+	}
+	b.ReportMetric(quantile(failover, 0.5), "failover-p50-ms")
+	b.ReportMetric(quantile(failover, 1), "failover-max-ms")
+	b.ReportMetric(quantile(gone, 0.5), "gc-p50-ms")
+	b.ReportMetric(requests/waited, "waiting-req/s")
 }
