@@ -68,12 +68,11 @@ func TestChaos(t *testing.T) {
 func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, plan []faultKind) string {
 	f := newChaosFleet(t, name, bin, libs)
 	var results []faultResult
+	start := time.Now()
 	for i, kind := range plan {
 		r := f.inject(rng, kind)
 		results = append(results, r)
-		if testing.Verbose() && (len(plan) <= 50 || i%50 == 0) {
-			t.Logf("fault %d: %v", i, r)
-		}
+		t.Logf("%4ds fault %d: %v", int(time.Since(start).Seconds()), i, r)
 	}
 	now := chaos.Now()
 	leaks := f.stop()
