@@ -47,12 +47,19 @@ type chaosFleet struct {
 	timeline  *chaos.Timeline
 	libraries []string // the library of each new worker, in turn
 
-	mu      sync.Mutex
-	workers map[string]*chaosWorker
-	spawned int
-	crashes []string
-	exits   sync.WaitGroup
+	mu        sync.Mutex
+	workers   map[string]*chaosWorker
+	spawned   int
+	incidents []incident // crashes, failed graceful stops, goroutines left behind
+	exits     sync.WaitGroup
 }
+
+// incident is a worker that crashed, failed to stop gracefully, or left goroutines behind.
+type incident struct {
+	who, library, what string
+}
+
+func (i incident) String() string { return i.who + ": " + i.what }
 
 func newChaosFleet(t *testing.T, name, bin string, libraries []string) *chaosFleet {
 	t.Helper()
@@ -140,23 +147,29 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 	}
 }
 
-// watchExit closes the term of a worker that exited without ending it and records an exit
-// that the harness did not cause, or a graceful stop that failed, as a crash.
+// watchExit closes the term of a worker that exited without ending it, and records an exit
+// that the harness did not cause, a graceful stop that failed, or goroutines that a gracefully
+// stopped worker left behind, as an incident.
 func (f *chaosFleet) watchExit(w *chaosWorker) {
 	defer f.exits.Done()
-	<-w.proc.Done()
+	<-w.proc.Done() // closed once the worker's output, its "exit" line included, has been read
 	f.timeline.End(w.id, chaos.Now(), "exited")
 	w.link.Close()
-	var crash string
+	var what string
 	switch sig := syscall.Signal(w.expected.Load()); {
 	case sig == 0:
-		crash = fmt.Sprintf("%s exited on its own: %v", w.id, w.proc.Err())
-	case sig == syscall.SIGTERM && w.proc.Err() != nil:
-		crash = fmt.Sprintf("%s failed to stop gracefully: %v", w.id, w.proc.Err())
+		what = fmt.Sprintf("exited on its own: %v", w.proc.Err())
+	case sig != syscall.SIGTERM:
+	case w.proc.Err() != nil:
+		what = fmt.Sprintf("failed to stop gracefully: %v", w.proc.Err())
+	case w.leaked.Load() == nil:
+		what = "stopped without its exit report"
+	case *w.leaked.Load() != "":
+		what = "left goroutines behind: " + *w.leaked.Load()
 	}
-	if crash != "" {
+	if what != "" {
 		f.mu.Lock()
-		f.crashes = append(f.crashes, crash)
+		f.incidents = append(f.incidents, incident{who: w.id, library: w.library, what: what})
 		f.mu.Unlock()
 	}
 }
@@ -206,8 +219,8 @@ func (f *chaosFleet) leader() (chaos.TermKey, *chaosWorker) {
 	return k, f.worker(k.Who)
 }
 
-// stop ends every worker gracefully and returns the goroutines each left behind, by worker.
-func (f *chaosFleet) stop() map[string]string {
+// stop ends every worker gracefully and returns the fleet's incidents.
+func (f *chaosFleet) stop() []incident {
 	f.mu.Lock()
 	workers := make([]*chaosWorker, 0, len(f.workers))
 	for _, w := range f.workers {
@@ -226,16 +239,9 @@ func (f *chaosFleet) stop() map[string]string {
 	wg.Wait()
 	f.exits.Wait()
 	f.sinkSrv.Close()
-	leaks := map[string]string{}
-	for _, w := range workers {
-		switch leaked := w.leaked.Load(); {
-		case leaked == nil:
-			leaks[w.id] = "no exit report"
-		case *leaked != "":
-			leaks[w.id] = *leaked
-		}
-	}
-	return leaks
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.incidents
 }
 
 // binary builds the chaos worker once per test run.
