@@ -9,7 +9,7 @@ import (
 )
 
 // backoff spaces out retries after transient API failures: it doubles from initial up to max,
-// with ±10% jitter so that candidates do not retry in step.
+// with ±10% jitter so that candidates do not retry in step. No delay exceeds max.
 type backoff struct {
 	clock   clock.Clock
 	initial time.Duration
@@ -32,7 +32,7 @@ func (b *backoff) step() time.Duration {
 		b.next = min(2*b.next, b.max)
 	}
 	jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(b.next))
-	return b.next + jitter
+	return min(b.next+jitter, b.max)
 }
 
 // wait sleeps for the next delay on the backoff's clock; it reports false if ctx ended first.

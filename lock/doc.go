@@ -83,5 +83,6 @@
 // # Requests
 //
 // A waiter makes one GET and one WATCH, renewed once an hour; a holder makes one UPDATE per
-// RetryPeriod. The rights needed on leases are get, watch, create (first use only) and update.
+// RetryPeriod. After a failed request a waiter retries with a backoff from 100 ms that never
+// waits longer than RetryPeriod, so after an API server outage it is back within a RetryPeriod. The rights needed on leases are get, watch, create (first use only) and update.
 package lock

@@ -169,6 +169,9 @@ func (l *Lease) watcher() *objectWatcher[*coordinationv1.Lease] {
 		watch: l.leases.Watch,
 		clock: l.o.clock,
 		log:   l.o.log,
+		// After an outage a waiter is back within a RetryPeriod of the API server, as soon as a
+		// client-go candidate's next poll would be.
+		maxRetry: l.o.timings.RetryPeriod,
 	}
 }
 

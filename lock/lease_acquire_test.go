@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,6 +178,31 @@ func TestAcquireRetriesTransientFailures(t *testing.T) {
 		env.Clock.Step(l.Timings().RetryPeriod)
 	}
 	got := kubefake.Receive(t, res, "acquisition")
+	if got.err != nil {
+		t.Fatalf("Acquire: %v", got.err)
+	}
+	releaseTerm(t, got.term)
+}
+
+func TestAcquireRetriesAFailedWatchAtLeastEveryRetryPeriod(t *testing.T) {
+	env := kubefake.NewEnv(leaseObject("", 1, kubefake.Epoch))
+	var failures atomic.Int32
+	const outage = 8 // long enough for a doubling backoff to pass 2 s
+	env.ReactWatch("leases", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if failures.Add(1) <= outage {
+			return true, nil, apierrors.NewServiceUnavailable("the API server is restarting")
+		}
+		return false, nil, nil
+	})
+	l := newTestLease(t, env, me)
+	res := acquireAsync(context.Background(), l)
+	for i := 1; i <= outage; i++ {
+		env.Await(t, fmt.Sprintf("watch attempt %d and its retry timer", i), func() bool {
+			return int(failures.Load()) >= i && env.Clock.Waiters() == 1
+		})
+		env.Clock.Step(l.Timings().RetryPeriod) // never more than a RetryPeriod between attempts
+	}
+	got := kubefake.Receive(t, res, "acquisition after the outage")
 	if got.err != nil {
 		t.Fatalf("Acquire: %v", got.err)
 	}

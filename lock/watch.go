@@ -42,6 +42,8 @@ type objectWatcher[T object] struct {
 	watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 	clock clock.Clock
 	log   *zap.Logger
+	// maxRetry is the longest wait between failed attempts to watch or read; 5 s when zero.
+	maxRetry time.Duration
 }
 
 // run sends observations to out until ctx ends or a permanent failure is sent.
@@ -54,7 +56,11 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 			return false
 		}
 	}
-	retry := newBackoff(w.clock, 100*time.Millisecond, 5*time.Second)
+	maxRetry := w.maxRetry
+	if maxRetry <= 0 {
+		maxRetry = 5 * time.Second
+	}
+	retry := newBackoff(w.clock, 100*time.Millisecond, maxRetry)
 	// needGet: the current state must be read before events are trusted again. The watch is
 	// opened first (from the most recent version) and the object read second: every change after
 	// the watch opened arrives as an event, and the read reflects every change before it, so no
