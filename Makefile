@@ -36,10 +36,11 @@ bench: controlplane
 
 ## chaos: the long chaos run, faults injected at random into worker processes and the control plane,
 ## checked with an overlap checker and a fencing sink: at least 1,000 handovers per fleet, mostly
-## graceful (about an hour). make test runs a short version (TestChaos with its defaults).
+## graceful (about half an hour); plots go to docs/images. make test runs a short version.
 CHAOS_FLAGS ?= -chaos.faults=1050 -chaos.weights=sigterm=40
 chaos: controlplane
-	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -run 'TestChaos$$' -count=1 -v -timeout 3h ./ -args $(CHAOS_FLAGS)
+	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" REGENT_BENCH_OUT=$(CURDIR)/docs/images \
+		$(GO) test -run 'TestChaos$$' -count=1 -v -timeout 3h ./ -args $(CHAOS_FLAGS)
 
 ## lint: gofmt, go vet and staticcheck on every module
 lint:

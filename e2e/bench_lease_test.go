@@ -165,12 +165,12 @@ func leaseRequests(b *testing.B) float64 {
 
 // writePlot draws the two latency distributions (empirical CDFs on a log time axis) as an SVG in
 // $REGENT_BENCH_OUT, if set.
-func writePlot(b *testing.B, file, title string, regent, clientGo []time.Duration) {
+func writePlot(tb testing.TB, file, title string, regent, clientGo []time.Duration) {
 	dir := os.Getenv("REGENT_BENCH_OUT")
 	if dir == "" || len(regent) == 0 || len(clientGo) == 0 {
 		return
 	}
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(cdfSVG(title, map[string][]time.Duration{"regent": regent, "client-go": clientGo})), 0o644); err != nil {
-		b.Error(err)
+		tb.Error(err)
 	}
 }

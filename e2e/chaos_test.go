@@ -52,6 +52,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("fault plan seed %d (rerun with -args -chaos.seed=%d)", seed, seed)
 	bin := chaosBinary(t)
 	var summaries []string
+	results := map[string][]faultResult{}
 	for _, name := range strings.Split(*chaosFleets, ",") {
 		libs, ok := fleetSpecs[name]
 		if !ok {
@@ -59,13 +60,31 @@ func TestChaos(t *testing.T) {
 		}
 		rng := rand.New(rand.NewPCG(seed, seed))
 		plan := faultPlan(rng, *chaosFaults, weights)
-		t.Run(name, func(t *testing.T) { summaries = append(summaries, runFleet(t, name, bin, libs, rng, plan)) })
+		t.Run(name, func(t *testing.T) {
+			var summary string
+			results[name], summary = runFleet(t, name, bin, libs, rng, plan)
+			summaries = append(summaries, summary)
+		})
 	}
 	t.Log("summary:\n" + strings.Join(summaries, "\n"))
+	recoveries := func(fleet string, kinds ...faultKind) []time.Duration {
+		var d []time.Duration
+		for _, r := range results[fleet] {
+			if slices.Contains(kinds, r.kind) {
+				d = append(d, r.recovery)
+			}
+		}
+		return d
+	}
+	writePlot(t, "chaos-handover.svg", "Chaos: SIGTERM to the leader → the next leader's first accepted write",
+		recoveries("regent", faultTerm), recoveries("client-go", faultTerm))
+	writePlot(t, "chaos-takeover.svg", "Chaos: SIGKILL, SIGSTOP or partition of the leader → next leader's first write (lease 3 s)",
+		recoveries("regent", faultKill, faultStop, faultPartition), recoveries("client-go", faultKill, faultStop, faultPartition))
 }
 
-// runFleet injects the faults of plan into a new fleet, checks it and returns its summary.
-func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, plan []faultKind) string {
+// runFleet injects the faults of plan into a new fleet, checks it and returns what each fault
+// did and the fleet's summary.
+func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, plan []faultKind) ([]faultResult, string) {
 	f := newChaosFleet(t, name, bin, libs)
 	var results []faultResult
 	start := time.Now()
@@ -106,7 +125,7 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 			t.Logf("worker %v", in)
 		}
 	}
-	return summarize(name, results, terms, overlaps, f.sink.Rejected(), len(incidents))
+	return results, summarize(name, results, terms, overlaps, f.sink.Rejected(), len(incidents))
 }
 
 // summarize is one fleet's paragraph of the suite's summary.
