@@ -9,7 +9,11 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/regent-k8s/regent/e2e/chaos"
+	"github.com/regent-k8s/regent/e2e/controlplane"
 )
 
 // faultKind is one kind of fault the chaos suite injects.
@@ -29,10 +33,11 @@ var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, fa
 // faultResult is what one fault did.
 type faultResult struct {
 	kind      faultKind
-	victim    string // the worker faulted; empty for control-plane restarts
+	at        time.Time // when the fault was injected, on the wall clock (to match worker logs)
+	victim    string    // the worker faulted; empty for control-plane restarts
 	victimLib string
-	// recovery is how long after the fault (after the restarted server was back, for restarts)
-	// a leader's write was accepted: for worker faults, the first write of a new term.
+	// recovery is how long after the fault (for restarts: after the API server accepted a write
+	// again) a leader's write was accepted; for worker faults, the first write of a new term.
 	recovery time.Duration
 	newTerm  bool
 	// stale counts the victim term's writes that the sink refused; resumed counts those it
@@ -42,7 +47,7 @@ type faultResult struct {
 }
 
 func (r faultResult) String() string {
-	s := fmt.Sprintf("%-9s recovery %6v", r.kind, r.recovery.Round(time.Millisecond))
+	s := fmt.Sprintf("%s %-9s recovery %6v", r.at.Format("15:04:05.000"), r.kind, r.recovery.Round(time.Millisecond))
 	if r.victim != "" {
 		s += fmt.Sprintf(" victim %s stale writes refused %d", r.victim, r.stale)
 	}
@@ -101,7 +106,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
 	before, victim := f.leader()
-	res := faultResult{kind: kind}
+	res := faultResult{kind: kind, at: time.Now()}
 	if kind == faultAPIServer || kind == faultEtcd {
 		readyAt := f.restart(ctx, rng, kind)
 		k, w, err := f.sink.Await(ctx, func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt })
@@ -159,7 +164,8 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 }
 
 // restart stops the API server or etcd for a random while and starts it again; it returns the
-// instant it was back.
+// instant the API server accepted a write again (after etcd restarts, the API server reconnects
+// to it only a while after etcd is healthy).
 func (f *chaosFleet) restart(ctx context.Context, rng *rand.Rand, kind faultKind) int64 {
 	f.t.Helper()
 	stop, start := cp.StopAPIServer, cp.StartAPIServer
@@ -171,7 +177,20 @@ func (f *chaosFleet) restart(ctx context.Context, rng *rand.Rand, kind faultKind
 	if err := start(ctx); err != nil {
 		f.t.Fatalf("restart %s: %v", kind, err)
 	}
-	return chaos.Now()
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}}
+	configMaps := cp.Client(controlplane.AdminUser).CoreV1().ConfigMaps(f.ns)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := configMaps.Create(pctx, probe, metav1.CreateOptions{})
+		cancel()
+		if err == nil {
+			return chaos.Now()
+		}
+		if ctx.Err() != nil {
+			f.t.Fatalf("the API server accepted no write after the %s restart: %v", kind, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polls the API server, not the code under test
+	}
 }
 
 // awaitTermEnd waits until the worker's open term, if any, has ended.

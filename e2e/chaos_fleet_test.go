@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -120,8 +121,14 @@ func (f *chaosFleet) spawn(lib string) *chaosWorker {
 	return w
 }
 
-// onLine feeds the referees from a worker's log.
+// onLine feeds the referees from a worker's log, and keeps the log in $REGENT_CHAOS_LOGS, if set.
 func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
+	if dir := os.Getenv("REGENT_CHAOS_LOGS"); dir != "" {
+		if file, err := os.OpenFile(filepath.Join(dir, w.id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			fmt.Fprintln(file, l.Text)
+			file.Close()
+		}
+	}
 	var fields struct {
 		Seq    int64  `json:"seq"`
 		Mono   int64  `json:"mono"`

@@ -152,6 +152,18 @@ func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
 		if c.lease != nil {
 			l.forget(leaseToken(c.lease, c.record).ID)
 		}
+		if late := clk.Since(sent); late >= l.o.timings.RenewDeadline {
+			// The write landed, but it was answered so late (an API server waiting for etcd) that
+			// a term timed from its send time would be over before it began. The record is this
+			// process's own, and no one may take it before a LeaseDuration after observing it,
+			// so take it again at once for a fresh term rather than start one lost at birth. Each
+			// round of this needs another answer a whole RenewDeadline late.
+			l.o.log.Info("write answered after the renew deadline, taking the lease again", zap.Duration("answeredAfter", late))
+			c.observe(observation[*coordinationv1.Lease]{obj: written, exists: true})
+			c.pending = &pendingWrite{record: recordOf(written), sent: sent}
+			c.staggered = true // no waiting for rivals: the record is this process's
+			return c.act(ctx)
+		}
 		return l.startTerm(written, sent), nil
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
 		// Another write came first: the watch brings it, and the decision is made again then.

@@ -184,6 +184,39 @@ func TestAcquireRetriesTransientFailures(t *testing.T) {
 	releaseTerm(t, got.term)
 }
 
+func TestAcquireTakesAgainAWriteAnsweredAfterTheRenewDeadline(t *testing.T) {
+	env := kubefake.NewEnv(leaseObject("", 4, kubefake.Epoch))
+	l := newTestLease(t, env, me)
+	var once atomic.Bool
+	env.React("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if once.CompareAndSwap(false, true) {
+			// The API server applies the write but answers only after the renew deadline.
+			obj := a.(k8stesting.UpdateAction).GetObject()
+			if err := env.Tracker.Update(a.GetResource(), obj, testNS); err != nil {
+				t.Errorf("apply: %v", err)
+			}
+			env.Clock.Step(l.Timings().RenewDeadline)
+			stored, err := env.Tracker.Get(a.GetResource(), testNS, testName)
+			return true, stored, err
+		}
+		return false, nil, nil
+	})
+	got := kubefake.Receive(t, acquireAsync(context.Background(), l), "acquisition")
+	if got.err != nil {
+		t.Fatalf("Acquire: %v", got.err)
+	}
+	defer releaseTerm(t, got.term)
+	if closed(got.term.Done()) {
+		t.Fatalf("the term began lost: %v", got.term.Err())
+	}
+	if got.term.Token().Seq != 6 || countActions(env, "update") != 2 {
+		t.Errorf("token %d after %d updates, want a fresh term 6 after taking the late write 5 again", got.term.Token().Seq, countActions(env, "update"))
+	}
+	if want := kubefake.Epoch.Add(l.Timings().RenewDeadline + l.Timings().LeaseDuration); !got.term.ExclusiveUntil().Equal(want) {
+		t.Errorf("exclusive until %v, want %v: timed from the second write", got.term.ExclusiveUntil(), want)
+	}
+}
+
 func TestAcquireRetriesAFailedWatchAtLeastEveryRetryPeriod(t *testing.T) {
 	env := kubefake.NewEnv(leaseObject("", 1, kubefake.Epoch))
 	var failures atomic.Int32
