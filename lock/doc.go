@@ -14,7 +14,9 @@
 // timer set to that moment replaces polling. The holder's timestamps are never compared with the
 // local clock. Every write is a compare-and-swap on the observed resourceVersion, so of two
 // waiters that act at once exactly one wins; the other sees the winner's record in its watch,
-// and never writes against a version it already lost on.
+// and never writes against a version it already lost on. A term is timed from its write's send
+// time; a write answered only after RenewDeadline (an API server waiting for etcd) would start
+// a term already over, so the waiter writes its own record again at once and starts a fresh one.
 //
 // Many waiters would all write on the same event. A Lease value that has lost such races waits
 // a short random delay before writing to a free or expired Lease, and drops the write when
