@@ -76,9 +76,9 @@ func TestChaos(t *testing.T) {
 		}
 		return d
 	}
-	writePlot(t, "chaos-handover.svg", "Chaos: SIGTERM to the leader → the next leader's first accepted write",
+	writePlot(t, "chaos-handover.svg", "Chaos: leader stopped (SIGTERM) → next leader writes",
 		recoveries("regent", faultTerm), recoveries("client-go", faultTerm))
-	writePlot(t, "chaos-takeover.svg", "Chaos: SIGKILL, SIGSTOP or partition of the leader → next leader's first write (lease 3 s)",
+	writePlot(t, "chaos-takeover.svg", "Chaos: leader killed, frozen or cut off → next leader writes",
 		recoveries("regent", faultKill, faultStop, faultPartition), recoveries("client-go", faultKill, faultStop, faultPartition))
 }
 
