@@ -20,10 +20,10 @@
 //
 // Many waiters would all write on the same event. A Lease value that has lost such races waits
 // a short random delay before writing to a free or expired Lease, and drops the write when
-// another holder's record arrives first: the delay is below 2^(k-1) ms at level k, where k rises
-// by one for each race lost and falls by two for each race won (at most 128 ms). That settles
-// at about three writers per handover whatever the number of waiters; a few candidates stay at
-// level 0 and write at once. The delay only postpones acquisition and plays no part in the
+// another holder's record arrives first: the delay is below 2^(k-2) ms at level k >= 2, where k
+// rises by one for each race lost and falls by two for each race won (at most 128 ms). That
+// settles at about three writers per handover whatever the number of waiters; a few candidates
+// stay below level 2 and write at once. The delay only postpones acquisition and plays no part in the
 // safety argument below.
 //
 // The holder renews every RetryPeriod, each renewal brought forward to the start of a slot of

@@ -11,10 +11,11 @@ import (
 // API server processes them all at once, and the one that wins is answered no sooner than the
 // rest. A Lease value keeps a level: it rises by one for each race this value lost (a conflict),
 // and falls by two for each race it won. Before writing to a free or expired Lease, a value at
-// level k>0 waits a random delay below 2^(k-1) ms, and drops the write if someone else's record
-// arrives meanwhile. Because a win lowers the level twice as much as a loss raises it, the levels
-// of n waiters settle where about three of them write per handover, whatever n is; two or three
-// candidates mostly stay at level 0 and write at once.
+// level k>=2 waits a random delay below 2^(k-2) ms, and drops the write if someone else's record
+// arrives meanwhile; a single lost race does not delay the next attempt. Because a win lowers
+// the level twice as much as a loss raises it, the levels of n waiters settle where about three
+// of them write per handover, whatever n is; two or three candidates stay below level 2 and
+// write at once.
 //
 // The delay only postpones an attempt to acquire; it changes nothing in how a term is held,
 // renewed or lost, and so nothing in the safety argument.
@@ -24,7 +25,7 @@ type contention struct {
 }
 
 // maxContentionLevel caps the delay below 2^7 ms = 128 ms.
-const maxContentionLevel = 8
+const maxContentionLevel = 9
 
 // lost records a race lost to another waiter's write.
 func (c *contention) lost() {
@@ -45,9 +46,9 @@ func (c *contention) delay() time.Duration {
 	c.mu.Lock()
 	level := c.level
 	c.mu.Unlock()
-	if level == 0 {
+	if level < 2 {
 		return 0
 	}
-	window := time.Millisecond << (level - 1)
+	window := time.Millisecond << (level - 2)
 	return time.Duration(rand.Int64N(int64(window)))
 }

@@ -10,8 +10,11 @@ import (
 
 func TestContentionLevel(t *testing.T) {
 	var c contention
-	if d := c.delay(); d != 0 {
-		t.Fatalf("delay at level 0 = %v, want 0", d)
+	for range 2 {
+		if d := c.delay(); d != 0 {
+			t.Fatalf("delay at level %d = %v, want 0", c.level, d)
+		}
+		c.lost()
 	}
 	for range 20 {
 		c.lost()
@@ -63,7 +66,7 @@ func TestAcquireLosingTheRaceRaisesContentionAndWritesOnce(t *testing.T) {
 func TestAcquireUnderContentionWaitsBeforeWriting(t *testing.T) {
 	env := kubefake.NewEnv(leaseObject("", 4, kubefake.Epoch))
 	l := newTestLease(t, env, me)
-	l.contention.level = 3 // delays below 4 ms
+	l.contention.level = 4 // delays below 4 ms
 	res := acquireAsync(context.Background(), l)
 	env.Await(t, "the stagger timer", func() bool { return env.Clock.Waiters() == 1 })
 	if n := countActions(env, "update"); n != 0 {
@@ -75,15 +78,15 @@ func TestAcquireUnderContentionWaitsBeforeWriting(t *testing.T) {
 		t.Fatalf("Acquire: %v", got.err)
 	}
 	defer releaseTerm(t, got.term)
-	if l.contention.level != 1 {
-		t.Errorf("contention level after winning = %d, want 1", l.contention.level)
+	if l.contention.level != 2 {
+		t.Errorf("contention level after winning = %d, want 2", l.contention.level)
 	}
 }
 
 func TestAcquireUnderContentionStandsDownWhenAnotherTakesTheLease(t *testing.T) {
 	env := kubefake.NewEnv(leaseObject("", 4, kubefake.Epoch))
 	l := newTestLease(t, env, me)
-	l.contention.level = 3
+	l.contention.level = 4
 	ctx, cancel := context.WithCancel(context.Background())
 	res := acquireAsync(ctx, l)
 	env.Await(t, "the stagger timer", func() bool { return env.Clock.Waiters() == 1 })
@@ -99,7 +102,7 @@ func TestAcquireUnderContentionStandsDownWhenAnotherTakesTheLease(t *testing.T) 
 	}
 	cancel()
 	kubefake.Receive(t, res, "Acquire to return")
-	if l.contention.level != 3 {
-		t.Errorf("contention level = %d, want 3 unchanged: no race was run", l.contention.level)
+	if l.contention.level != 4 {
+		t.Errorf("contention level = %d, want 4 unchanged: no race was run", l.contention.level)
 	}
 }
