@@ -39,7 +39,6 @@ type faultResult struct {
 	// recovery is how long after the fault (for restarts: after the API server accepted a write
 	// again) a leader's write was accepted; for worker faults, the first write of a new term.
 	recovery time.Duration
-	newTerm  bool
 	// stale counts the victim term's writes that the sink refused; resumed counts those it
 	// accepted after a frozen victim resumed (SIGCONT).
 	stale, resumed int
@@ -99,8 +98,8 @@ func parseWeights(s string) (map[faultKind]int, error) {
 	return w, nil
 }
 
-// inject runs one fault against the chaosFleet and waits until it is over: a leader writes again
-// and the chaosFleet is whole.
+// inject runs one fault against the fleet and waits until it is over: a leader writes again
+// and the fleet is whole.
 func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
@@ -109,12 +108,11 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	res := faultResult{kind: kind, at: time.Now()}
 	if kind == faultAPIServer || kind == faultEtcd {
 		readyAt := f.restart(ctx, rng, kind)
-		k, w, err := f.sink.Await(ctx, func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt })
+		_, w, err := f.sink.Await(ctx, func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt })
 		if err != nil {
 			f.t.Fatalf("%s: no leader wrote after the %s restart", f.name, kind)
 		}
 		res.recovery = time.Duration(w.LastAccepted - readyAt)
-		res.newTerm = k != before
 		return res
 	}
 	res.victim, res.victimLib = victim.id, victim.library
@@ -139,7 +137,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	if err != nil {
 		f.t.Fatalf("%s: no new leader after %s of %s", f.name, kind, victim.id)
 	}
-	res.recovery, res.newTerm = time.Duration(w.FirstAccepted-faultAt), true
+	res.recovery = time.Duration(w.FirstAccepted - faultAt)
 	switch kind {
 	case faultKill, faultTerm:
 		f.reap(victim)
@@ -147,16 +145,19 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	case faultStop, faultPartition:
 		// The fault lasts past the lease, and a little longer.
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
-		accepted := f.sink.Writes(before).Accepted
 		if kind == faultStop {
+			frozen := f.sink.Writes(before).Accepted // a frozen victim writes nothing
 			if err := victim.proc.Signal(syscall.SIGCONT); err != nil {
 				f.t.Fatal(err)
 			}
-		} else if err := victim.link.Heal(); err != nil {
-			f.t.Fatal(err)
+			f.awaitTermEnd(victim)
+			res.resumed = f.sink.Writes(before).Accepted - frozen
+		} else {
+			if err := victim.link.Heal(); err != nil {
+				f.t.Fatal(err)
+			}
+			f.awaitTermEnd(victim)
 		}
-		f.awaitTermEnd(victim)
-		res.resumed = f.sink.Writes(before).Accepted - accepted
 	}
 	res.stale = f.sink.Writes(before).Rejected
 	res.lost = victim.lost.Load() > lostBefore

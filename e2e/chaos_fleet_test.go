@@ -37,16 +37,15 @@ type chaosWorker struct {
 // chaosFleet runs chaos workers on one Lease with fast timings and referees them: every term goes
 // to the timeline, every write to the sink, every unexpected exit to crashes.
 type chaosFleet struct {
-	t         *testing.T
-	name      string
-	bin       string
-	ns        string
-	upstream  string // the API server's host:port
-	kubecfg   string
-	sink      *chaos.Sink
-	sinkSrv   *httptest.Server
-	timeline  *chaos.Timeline
-	libraries []string // the library of each new worker, in turn
+	t        *testing.T
+	name     string
+	bin      string
+	ns       string
+	upstream string // the API server's host:port
+	kubecfg  string
+	sink     *chaos.Sink
+	sinkSrv  *httptest.Server
+	timeline *chaos.Timeline
 
 	mu        sync.Mutex
 	workers   map[string]*chaosWorker
@@ -76,8 +75,9 @@ func newChaosFleet(t *testing.T, name, bin string, libraries []string) *chaosFle
 	f := &chaosFleet{
 		t: t, name: name, bin: bin, ns: namespace(t), upstream: host.Host, kubecfg: kubecfg,
 		sink: sink, sinkSrv: httptest.NewServer(sink), timeline: chaos.NewTimeline(),
-		libraries: libraries, workers: map[string]*chaosWorker{},
+		workers: map[string]*chaosWorker{},
 	}
+	t.Cleanup(func() { f.stop() }) // also when a fault fails the test before runFleet stops it
 	for _, lib := range libraries {
 		f.spawn(lib)
 	}
@@ -181,7 +181,7 @@ func (f *chaosFleet) watchExit(w *chaosWorker) {
 	}
 }
 
-// kill sends sig (SIGKILL or SIGTERM) to w and stops counting it as a member of the chaosFleet;
+// kill sends sig (SIGKILL or SIGTERM) to w and stops counting it as a member of the fleet;
 // reap waits for it to exit.
 func (f *chaosFleet) kill(w *chaosWorker, sig syscall.Signal) {
 	f.t.Helper()
@@ -226,7 +226,8 @@ func (f *chaosFleet) leader() (chaos.TermKey, *chaosWorker) {
 	return k, f.worker(k.Who)
 }
 
-// stop ends every worker gracefully and returns the fleet's incidents.
+// stop ends every worker gracefully and returns the fleet's incidents. Calling it again does
+// no harm.
 func (f *chaosFleet) stop() []incident {
 	f.mu.Lock()
 	workers := make([]*chaosWorker, 0, len(f.workers))
