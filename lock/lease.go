@@ -27,6 +27,11 @@ type Lease struct {
 	// acts on it, so this instance may take it again at once instead of waiting for it to expire.
 	mu        sync.Mutex
 	abandoned map[string]struct{}
+	// seen is the highest transition count this value has seen in the Lease's records. A Lease
+	// this value creates starts above it, so that tokens keep growing across a deletion.
+	seen int32
+	// gone is the last held record this value saw deleted, while it may still be in force.
+	gone *goneRecord
 
 	contention contention // how often this value lost races for the free Lease
 }
@@ -77,25 +82,34 @@ func (l *Lease) Timings() Timings { return l.o.timings }
 
 // TryAcquire takes the Lease if it is absent or free (empty holder) and returns a *HeldError
 // naming the holder otherwise. It cannot take an expired Lease: expiry is judged by watching a
-// record stay unchanged for its duration, which needs Acquire.
+// record stay unchanged for its duration, which needs Acquire. Nor does it create a Lease that
+// this value saw deleted while its record was still in force (see Acquire).
 func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
-	cur, err := l.leases.Get(ctx, l.name, metav1.GetOptions{})
+	cur, err := bounded(ctx, l.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.Lease, error) {
+		return l.leases.Get(ctx, l.name, metav1.GetOptions{})
+	})
 	switch {
 	case apierrors.IsNotFound(err):
 		cur = nil
+		if g := l.goneInForce(); g != nil {
+			return nil, &HeldError{Lock: l.String(), Holder: g.record.holder}
+		}
 	case err != nil:
 		return nil, &APIError{Lock: l.String(), Op: "get", Err: err}
 	case recordOf(cur).holder != "":
+		l.saw(cur)
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
 	}
 	sent := l.o.clock.Now()
-	written, err := l.write(ctx, cur, sent)
+	written, err := l.write(ctx, cur, l.newRecord(cur, sent))
 	switch {
 	case err == nil:
 		return l.startTerm(written, sent), nil
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
 		holder := ""
-		if now, gerr := l.leases.Get(ctx, l.name, metav1.GetOptions{}); gerr == nil {
+		if now, gerr := bounded(ctx, l.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.Lease, error) {
+			return l.leases.Get(ctx, l.name, metav1.GetOptions{})
+		}); gerr == nil {
 			holder = recordOf(now).holder
 		}
 		return nil, &HeldError{Lock: l.String(), Holder: holder}
@@ -104,11 +118,12 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 	}
 }
 
-// write takes the Lease for this process: it creates it when cur is nil, and otherwise replaces
-// cur's record with a compare-and-swap on cur's resourceVersion. The new term's transition
-// count is one more than cur's, also when cur's holder was this process.
-func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, sent time.Time) (*coordinationv1.Lease, error) {
-	rec := l.newRecord(cur, sent)
+// write takes the Lease for this process with rec: it creates it when cur is nil, and otherwise replaces
+// cur's record with a compare-and-swap on cur's resourceVersion. The request is bounded by
+// RenewDeadline: a term timed from the send time would be over by then anyway.
+func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, rec leaseRecord) (*coordinationv1.Lease, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.o.timings.RenewDeadline)
+	defer cancel()
 	if cur == nil {
 		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: l.name, Namespace: l.namespace}}
 		rec.writeTo(lease)
@@ -126,20 +141,33 @@ func writeOp(cur *coordinationv1.Lease) string {
 	return "update"
 }
 
-// newRecord is the record of a new term of this process following cur (nil: no Lease yet).
+// newRecord is the record of a new term of this process following cur (nil: no Lease yet). Its
+// transition count is one more than the highest this value has seen on the Lease, cur's
+// included, also when the last holder was this process: so the count grows with every term,
+// and across a deletion of the Lease whenever this value saw the deleted record.
 func (l *Lease) newRecord(cur *coordinationv1.Lease, sent time.Time) leaseRecord {
 	now := microNow(sent)
-	rec := leaseRecord{
+	l.mu.Lock()
+	last := l.seen
+	l.mu.Unlock()
+	if cur != nil {
+		last = max(last, recordOf(cur).transitions)
+	}
+	return leaseRecord{
 		holder:          l.o.identity,
 		durationSeconds: int32(l.o.timings.LeaseDuration.Seconds()),
 		acquireTime:     now,
 		renewTime:       now,
-		transitions:     1,
+		transitions:     last + 1,
 	}
-	if cur != nil {
-		rec.transitions = recordOf(cur).transitions + 1
-	}
-	return rec
+}
+
+// saw notes a record of the Lease: its transition count, and that the Lease exists again.
+func (l *Lease) saw(cur *coordinationv1.Lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = max(l.seen, recordOf(cur).transitions)
+	l.gone = nil
 }
 
 // Observe calls fn each time the Lease's holder or term changes; see Lock.
@@ -165,13 +193,14 @@ func (l *Lease) Observe(ctx context.Context, fn func(Observation)) error {
 func (l *Lease) watcher() *objectWatcher[*coordinationv1.Lease] {
 	return &objectWatcher[*coordinationv1.Lease]{
 		name:  l.name,
-		get:   l.leases.Get,
+		list:  listLeases(l.leases),
 		watch: l.leases.Watch,
 		clock: l.o.clock,
 		log:   l.o.log,
 		// After an outage a waiter is back within a RetryPeriod of the API server, as soon as a
 		// client-go candidate's next poll would be.
 		maxRetry: l.o.timings.RetryPeriod,
+		timeout:  l.o.timings.RenewDeadline,
 	}
 }
 
@@ -198,11 +227,15 @@ func (l *Lease) forget(id string) {
 // reclaimable reports whether a record is one of this instance's abandoned terms.
 func (l *Lease) reclaimable(cur *coordinationv1.Lease) bool {
 	rec := recordOf(cur)
-	if rec.holder != l.o.identity {
+	return l.isAbandoned(rec.holder, leaseToken(cur, rec).ID)
+}
+
+func (l *Lease) isAbandoned(holder, id string) bool {
+	if holder != l.o.identity {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.abandoned[leaseToken(cur, rec).ID]
+	_, ok := l.abandoned[id]
 	return ok
 }

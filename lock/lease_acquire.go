@@ -81,6 +81,8 @@ type leaseCandidate struct {
 	// staggered is set once it has (see contention). Both reset when the record changes.
 	stagger   clock.Timer
 	staggered bool
+
+	waitedForGone bool // the wait for a deleted record has been logged
 }
 
 type pendingWrite struct {
@@ -92,6 +94,11 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 	var rec leaseRecord
 	if o.exists {
 		rec = recordOf(o.obj)
+		c.l.saw(o.obj)
+	} else if c.lease != nil && !c.ownPending() {
+		// The Lease was deleted, or a fresh read finds it gone: its last record may still be
+		// in force (see goneRecord).
+		c.l.noteGone(c.lease, c.observedAt, c.validFor())
 	}
 	sameVersion := c.known && (c.lease != nil) == o.exists && (!o.exists || o.obj.ResourceVersion == c.lease.ResourceVersion)
 	if !sameVersion {
@@ -109,42 +116,80 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 	}
 }
 
+// ownPending reports whether the observed record is the one a write of this candidate's, whose
+// reply was lost, would have written.
+func (c *leaseCandidate) ownPending() bool {
+	return c.lease != nil && c.pending != nil && c.record.equal(c.pending.record)
+}
+
+// maxLateRounds bounds how often in a row a candidate retakes its own record after a write that
+// was answered after RenewDeadline, before it backs off (see actOnce).
+const maxLateRounds = 3
+
 // act takes the Lease if what the candidate knows allows it, and otherwise sets the timer for the
 // next decision. It returns a term, a permanent failure, or neither (keep waiting).
 func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
+	for range maxLateRounds {
+		term, again, err := c.actOnce(ctx)
+		if !again {
+			return term, err
+		}
+	}
+	// Every write was answered after the renew deadline: the API server is too slow for these
+	// timings just now. Wait before writing again rather than load it further.
+	c.l.o.log.Warn("writes keep being answered after the renew deadline; backing off", zap.Int("rounds", maxLateRounds))
+	c.retrying = c.l.o.clock.NewTimer(c.retry.step())
+	return nil, nil
+}
+
+// actOnce is one round of act. again is true when a write landed but was answered after
+// RenewDeadline, so that the record, this candidate's own, should be taken again at once.
+func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, err error) {
 	if !c.known {
-		return nil, nil
+		return nil, false, nil
 	}
 	l, clk := c.l, c.l.o.clock
-	ownWrite := c.lease != nil && c.pending != nil && c.record.equal(c.pending.record)
+	ownWrite := c.ownPending()
 	if ownWrite && clk.Since(c.pending.sent) < l.o.timings.RenewDeadline {
 		// An earlier write whose reply was lost did land: within the renew deadline it is a valid
 		// term. After the deadline the record is ours but stale, and taking it again below starts
 		// a fresh term.
 		c.stopTimers()
-		return l.startTerm(c.lease, c.pending.sent), nil
+		return l.startTerm(c.lease, c.pending.sent), false, nil
 	}
 	if c.retrying != nil || c.stagger != nil || c.conflicted {
-		return nil, nil
+		return nil, false, nil
 	}
 	c.stopExpiry()
 	if !ownWrite && c.lease != nil && c.record.holder != "" && !l.reclaimable(c.lease) {
 		expires := c.observedAt.Add(c.validFor())
 		if wait := expires.Sub(clk.Now()); wait > 0 {
 			c.expiry = clk.NewTimer(wait)
-			return nil, nil
+			return nil, false, nil
 		}
 		l.o.log.Info("lease expired, taking over", zap.String("holder", c.record.holder),
 			zap.Duration("unchangedFor", clk.Since(c.observedAt)))
 	}
+	if c.lease == nil {
+		if g := l.goneInForce(); g != nil {
+			if !c.waitedForGone {
+				l.o.log.Info("the lease was deleted while held; waiting until its record would have expired",
+					zap.String("holder", g.record.holder), zap.Duration("wait", g.expires.Sub(clk.Now())))
+				c.waitedForGone = true
+			}
+			c.expiry = clk.NewTimer(g.expires.Sub(clk.Now()))
+			return nil, false, nil
+		}
+	}
 	if !c.staggered {
 		if d := l.contention.delay(); d > 0 {
 			c.stagger = clk.NewTimer(d)
-			return nil, nil
+			return nil, false, nil
 		}
 	}
 	sent := clk.Now()
-	written, err := l.write(ctx, c.lease, sent)
+	rec := l.newRecord(c.lease, sent)
+	written, err := l.write(ctx, c.lease, rec)
 	switch {
 	case err == nil:
 		c.retry.reset()
@@ -162,25 +207,25 @@ func (c *leaseCandidate) act(ctx context.Context) (*Term, error) {
 			c.observe(observation[*coordinationv1.Lease]{obj: written, exists: true})
 			c.pending = &pendingWrite{record: recordOf(written), sent: sent}
 			c.staggered = true // no waiting for rivals: the record is this process's
-			return c.act(ctx)
+			return nil, true, nil
 		}
-		return l.startTerm(written, sent), nil
+		return l.startTerm(written, sent), false, nil
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
 		// Another write came first: the watch brings it, and the decision is made again then.
 		c.retry.reset()
 		c.conflicted = true
 		l.contention.lost()
-		return nil, nil
+		return nil, false, nil
 	case permanent(err) || (c.lease == nil && apierrors.IsNotFound(err)):
 		// NotFound on create: the namespace does not exist.
-		return nil, &APIError{Lock: l.String(), Op: writeOp(c.lease), Err: err}
+		return nil, false, &APIError{Lock: l.String(), Op: writeOp(c.lease), Err: err}
 	case ctx.Err() != nil:
-		return nil, nil // the loop reports ctx's end
+		return nil, false, nil // the loop reports ctx's end
 	default:
-		c.pending = &pendingWrite{record: l.newRecord(c.lease, sent), sent: sent}
+		c.pending = &pendingWrite{record: rec, sent: sent}
 		l.o.log.Info("write failed, retrying", zap.String("op", writeOp(c.lease)), zap.Error(err))
 		c.retrying = clk.NewTimer(c.retry.step())
-		return nil, nil
+		return nil, false, nil
 	}
 }
 

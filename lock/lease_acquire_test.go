@@ -76,8 +76,8 @@ func TestAcquireExpiryRestartsWhenHolderRenews(t *testing.T) {
 	env := kubefake.NewEnv(leaseObject(rival, 1, kubefake.Epoch))
 	l := newTestLease(t, env, me)
 	res := acquireAsync(context.Background(), l)
-	// The candidate arms its timer on the GET and again on the watch's replay of the object.
-	env.Await(t, "both initial observations", func() bool { return env.Clock.TimersCreated() == 2 })
+	// The candidate arms its timer on the list; the watch's replay of the listed object is dropped.
+	env.Await(t, "the initial observation", func() bool { return env.Clock.TimersCreated() == 1 })
 	timers := env.Clock.TimersCreated()
 
 	env.Clock.Step(10 * time.Second)
@@ -250,7 +250,7 @@ func TestAcquireReportsPermanentFailures(t *testing.T) {
 		wantOp string
 	}{
 		{name: "create forbidden", verb: "create", wantOp: "create"},
-		{name: "get forbidden", verb: "get", wantOp: "get"},
+		{name: "list forbidden", verb: "list", wantOp: "list"},
 		{name: "watch forbidden", verb: "watch", wantOp: "watch"},
 	}
 	for _, tt := range tests {

@@ -31,6 +31,7 @@ var _ termBackend = (*leaseTerm)(nil)
 // startTerm starts a term from a successful write of the Lease sent at sent.
 func (l *Lease) startTerm(written *coordinationv1.Lease, sent time.Time) *Term {
 	rec := recordOf(written)
+	l.saw(written)
 	t := newTerm(l.String(), l.o.identity, leaseToken(written, rec))
 	lt := &leaseTerm{l: l, term: t, written: written, lastSent: sent}
 	t.backend = lt
@@ -164,6 +165,9 @@ func (lt *leaseTerm) renew(ctx context.Context, attempt int, sent time.Time, out
 	if apierrors.IsConflict(res.err) {
 		var cur *coordinationv1.Lease
 		cur, res.err = lt.l.leases.Get(ctx, lt.l.name, metav1.GetOptions{})
+		if res.err == nil {
+			lt.l.saw(cur)
+		}
 		switch {
 		case res.err != nil:
 		case !lt.owns(cur):
@@ -181,10 +185,12 @@ func (lt *leaseTerm) renew(ctx context.Context, attempt int, sent time.Time, out
 	}
 }
 
-// owns reports whether a Lease's record is this term's.
+// owns reports whether a Lease's record is this term's: the same holder, and the same token,
+// which is the object's UID with the transition count. A Lease deleted and created again under
+// the same identity and count is another object, with another UID, and not this term's.
 func (lt *leaseTerm) owns(cur *coordinationv1.Lease) bool {
 	rec := recordOf(cur)
-	return rec.holder == lt.l.o.identity && int64(rec.transitions) == lt.term.token.Seq
+	return rec.holder == lt.l.o.identity && leaseToken(cur, rec) == lt.term.token
 }
 
 func (lt *leaseTerm) update(ctx context.Context, base *coordinationv1.Lease, sent time.Time) (*coordinationv1.Lease, error) {
@@ -230,16 +236,24 @@ func (lt *leaseTerm) stop() { lt.wg.Wait() }
 // release clears the holder, in the form client-go writes (empty holder, duration 1 s, the
 // transition count kept), with a compare-and-swap on the resourceVersion this term last wrote.
 // If that version is gone it reads the Lease and clears it only if the record is still this
-// term's; a Lease that a newer term holds, or that was deleted, is left alone.
+// term's; a Lease that a newer term holds, or that was deleted, is left alone. Each request is
+// bounded by RenewDeadline.
+//
+// When the record could not be cleared, or was deleted with the Lease, this Lease value
+// remembers the term as abandoned: its holder has stopped, so the value may take the record
+// again at once, or create the deleted Lease again without waiting for the record to expire.
 func (lt *leaseTerm) release(ctx context.Context) error {
-	err := lt.clear(ctx)
-	if err != nil {
+	deleted, err := lt.clear(ctx)
+	if err != nil || deleted {
 		lt.l.abandon(lt.term.token.ID)
 	}
 	return err
 }
 
-func (lt *leaseTerm) clear(ctx context.Context) error {
+// clear clears the record if it is still this term's; deleted reports a Lease found deleted.
+func (lt *leaseTerm) clear(ctx context.Context) (deleted bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*lt.l.o.timings.RenewDeadline)
+	defer cancel()
 	base := lt.writtenLease()
 	for range 2 {
 		lease := base.DeepCopy()
@@ -251,22 +265,22 @@ func (lt *leaseTerm) clear(ctx context.Context) error {
 		switch {
 		case err == nil:
 			lt.l.o.log.Info("released", zap.Int64("token", lt.term.token.Seq))
-			return nil
+			return false, nil
 		case apierrors.IsNotFound(err):
-			return nil
+			return true, nil
 		case !apierrors.IsConflict(err):
-			return &APIError{Lock: lt.l.String(), Op: "update", Err: err}
+			return false, &APIError{Lock: lt.l.String(), Op: "update", Err: err}
 		}
 		cur, err := lt.l.leases.Get(ctx, lt.l.name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			return nil
+			return true, nil
 		case err != nil:
-			return &APIError{Lock: lt.l.String(), Op: "get", Err: err}
+			return false, &APIError{Lock: lt.l.String(), Op: "get", Err: err}
 		case !lt.owns(cur):
-			return nil
+			return false, nil
 		}
 		base = cur
 	}
-	return &APIError{Lock: lt.l.String(), Op: "update", Err: fmt.Errorf("the lease kept changing while being released")}
+	return false, &APIError{Lock: lt.l.String(), Op: "update", Err: fmt.Errorf("the lease kept changing while being released")}
 }

@@ -87,11 +87,11 @@ func podOwner(obj metav1.Object) *metav1.OwnerReference {
 func lifeToken(obj metav1.Object) Token { return Token{ID: string(obj.GetUID())} }
 
 func (l *lifeLock[T]) watcher() *objectWatcher[T] {
-	return &objectWatcher[T]{name: l.name, get: l.store.get, watch: l.store.watch, clock: l.o.clock, log: l.o.log}
+	return &objectWatcher[T]{name: l.name, list: l.store.list, watch: l.store.watch, clock: l.o.clock, log: l.o.log}
 }
 
 func (l *lifeLock[T]) podWatcher(name string) *objectWatcher[*corev1.Pod] {
-	return &objectWatcher[*corev1.Pod]{name: name, get: l.pods.Get, watch: l.pods.Watch, clock: l.o.clock, log: l.o.log}
+	return &objectWatcher[*corev1.Pod]{name: name, list: listPods(l.pods), watch: l.pods.Watch, clock: l.o.clock, log: l.o.log}
 }
 
 // create makes the lock object for this process's Pod.

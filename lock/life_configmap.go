@@ -37,6 +37,10 @@ func (s configMapStore) get(ctx context.Context, name string, opts metav1.GetOpt
 	return s.cms.Get(ctx, name, opts)
 }
 
+func (s configMapStore) list(ctx context.Context, opts metav1.ListOptions) ([]*corev1.ConfigMap, string, error) {
+	return listConfigMaps(s.cms)(ctx, opts)
+}
+
 func (s configMapStore) watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	return s.cms.Watch(ctx, opts)
 }

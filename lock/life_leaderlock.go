@@ -76,6 +76,10 @@ func (s *leaderLockStore) get(ctx context.Context, name string, opts metav1.GetO
 	return s.res.Get(ctx, name, opts)
 }
 
+func (s *leaderLockStore) list(ctx context.Context, opts metav1.ListOptions) ([]*unstructured.Unstructured, string, error) {
+	return listUnstructured(s.res)(ctx, opts)
+}
+
 func (s *leaderLockStore) watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	return s.res.Watch(ctx, opts)
 }

@@ -17,6 +17,7 @@ type lifeStore[T object] interface {
 	// ready checks that the store can be used at all, e.g. that its CRD is installed.
 	ready(ctx context.Context) error
 	get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	list(ctx context.Context, opts metav1.ListOptions) ([]T, string, error)
 	watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 	create(ctx context.Context, obj T) (T, error)
 	delete(ctx context.Context, name string, opts metav1.DeleteOptions) error

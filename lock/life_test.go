@@ -163,7 +163,7 @@ func TestForLifeWaitsForARunningHolder(t *testing.T) {
 	l := newTestLife(t, env, me) // a NotReady node alone is not enough without the opt-in
 	res := lifeAcquireAsync(context.Background(), l)
 	env.Await(t, "the watch on the owner pod", func() bool {
-		return countActionsOf(env, "watch", "pods") == 1 && countActionsOf(env, "get", "pods") == 1
+		return countActionsOf(env, "watch", "pods") == 1 && countActionsOf(env, "list", "pods") == 1
 	})
 
 	// The holder is evicted: the waiter sees it on the pod's watch and takes over.
@@ -240,8 +240,8 @@ func TestForLifeReportsForbiddenPodWatch(t *testing.T) {
 	me := pod("me", "uid-me", corev1.PodRunning, "")
 	other := pod("other", "uid-other", corev1.PodRunning, "")
 	env := kubefake.NewEnv(me, other, lockOwnedBy(other))
-	env.React("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewForbidden(pods.GroupResource(), "other", errors.New(`cannot get resource "pods"`))
+	env.React("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(pods.GroupResource(), "other", errors.New(`cannot list resource "pods"`))
 	})
 	got := kubefake.Receive(t, lifeAcquireAsync(context.Background(), newTestLife(t, env, me)), "the failure")
 	if !apierrors.IsForbidden(got.err) {
@@ -263,17 +263,17 @@ func TestForLifeSeesADeletionRightAfterItsRead(t *testing.T) {
 	me := pod("me", "uid-me", corev1.PodRunning, "")
 	env := kubefake.NewEnv(me)
 	var reads atomic.Int32
-	env.React("get", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	env.React("list", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		// Read 1 is the waiter's, which finds nothing and creates. Read 2 is the term's own: the
 		// object is deleted before the read's answer arrives.
 		if reads.Add(1) != 2 {
 			return false, nil, nil
 		}
-		obj, err := env.Tracker.Get(configmaps, testNS, testName)
+		list, err := env.Tracker.List(configmaps, corev1.SchemeGroupVersion.WithKind("ConfigMap"), testNS)
 		if err == nil {
 			err = env.Tracker.Delete(configmaps, testNS, testName)
 		}
-		return true, obj, err
+		return true, list, err
 	})
 	term, err := newTestLife(t, env, me).Acquire(context.Background())
 	if err != nil {

@@ -24,22 +24,50 @@ type Timings struct {
 // DefaultTimings are client-go's defaults: 15 s, 10 s and 2 s.
 var DefaultTimings = Timings{LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
 
-// Validate checks LeaseDuration > RenewDeadline > RetryPeriod > 0 and that LeaseDuration is a
-// whole number of seconds (the Lease records it in seconds). The error names the field.
+// Floors below which timings cannot work, whatever the cluster.
+const (
+	// MinRetryPeriod is the shortest RetryPeriod. Each renewal is a write that the API server
+	// commits to etcd, a few milliseconds on a healthy cluster and far more under load; renewing
+	// more often than ten times a second per Lease loads the server without making the term any
+	// safer, and a RetryPeriod of nanoseconds (a time.Duration written as a bare number) would
+	// flood it.
+	MinRetryPeriod = 100 * time.Millisecond
+	// MinMargin is the smallest LeaseDuration - RenewDeadline. The margin is all the time the
+	// holder's work has to stop after its term ends before another candidate may start, and it
+	// also absorbs differences in clock rate and scheduling delays; below a second, a garbage
+	// collection pause or a busy node eats it.
+	MinMargin = time.Second
+)
+
+// Validate checks LeaseDuration > RenewDeadline > RetryPeriod >= MinRetryPeriod, LeaseDuration -
+// RenewDeadline >= MinMargin, and that LeaseDuration is a whole number of seconds (the Lease
+// records it in seconds). The error names the field and the value, and says when the value
+// looks like a number of seconds written as a bare time.Duration, which counts nanoseconds.
 func (t Timings) Validate() error {
 	switch {
-	case t.RetryPeriod <= 0:
-		return &ConfigError{Field: "RetryPeriod", Value: t.RetryPeriod, Reason: "must be greater than zero"}
+	case t.RetryPeriod < MinRetryPeriod:
+		return &ConfigError{Field: "RetryPeriod", Value: t.RetryPeriod, Reason: fmt.Sprintf("must be at least %v", MinRetryPeriod) + unitHint(t.RetryPeriod)}
 	case t.RenewDeadline <= t.RetryPeriod:
-		return &ConfigError{Field: "RenewDeadline", Value: t.RenewDeadline, Reason: fmt.Sprintf("must be greater than RetryPeriod (%v)", t.RetryPeriod)}
+		return &ConfigError{Field: "RenewDeadline", Value: t.RenewDeadline, Reason: fmt.Sprintf("must be greater than RetryPeriod (%v)", t.RetryPeriod) + unitHint(t.RenewDeadline)}
 	case t.LeaseDuration <= t.RenewDeadline:
-		return &ConfigError{Field: "LeaseDuration", Value: t.LeaseDuration, Reason: fmt.Sprintf("must be greater than RenewDeadline (%v)", t.RenewDeadline)}
+		return &ConfigError{Field: "LeaseDuration", Value: t.LeaseDuration, Reason: fmt.Sprintf("must be greater than RenewDeadline (%v)", t.RenewDeadline) + unitHint(t.LeaseDuration)}
+	case t.LeaseDuration-t.RenewDeadline < MinMargin:
+		return &ConfigError{Field: "RenewDeadline", Value: t.RenewDeadline, Reason: fmt.Sprintf(
+			"must be at least %v below LeaseDuration (%v): that margin is the time the work has to stop after its term ends", MinMargin, t.LeaseDuration)}
 	case t.LeaseDuration%time.Second != 0:
 		return &ConfigError{Field: "LeaseDuration", Value: t.LeaseDuration, Reason: "must be a whole number of seconds"}
 	case t.LeaseDuration/time.Second > 1<<31-1:
 		return &ConfigError{Field: "LeaseDuration", Value: t.LeaseDuration, Reason: "is too long"}
 	}
 	return nil
+}
+
+// unitHint suggests the unit when a duration is so short that it was most likely meant in seconds.
+func unitHint(d time.Duration) string {
+	if d > 0 && d < time.Millisecond {
+		return fmt.Sprintf(" (a time.Duration counts nanoseconds: for %d seconds write %d * time.Second)", int64(d), int64(d))
+	}
+	return ""
 }
 
 type options struct {

@@ -1,7 +1,9 @@
 package lock
 
 import (
+	"cmp"
 	"context"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,18 +34,33 @@ type observation[T object] struct {
 	err    error
 }
 
-// objectWatcher follows one named object: a GET for the initial state, then a watch with a field
-// selector on the name, renewed from the last seen resourceVersion. When the watch's history is
-// gone (410) or the watch fails, it reads the object again, so the observations it sends always
-// end at the object's current state. Transient failures are retried with backoff.
+// lister lists the objects of one kind in a namespace that match opts, and returns them with the
+// list's resourceVersion.
+type lister[T object] func(ctx context.Context, opts metav1.ListOptions) ([]T, string, error)
+
+// objectWatcher follows one named object as a single ordered stream of observations. It opens a
+// watch with a field selector on the name, then LISTs the object by the same selector, sends
+// what the list found (the object, or its absence) and from then on only the watch's events that
+// are newer than the list. A watch opened without a resourceVersion starts with the object as it
+// was when the watch began, and its first events may predate the list; sending them after the
+// list would take the object back in time (a deleted object would reappear, an older holder
+// would follow a newer one), so they are dropped. The list is used rather than a GET because
+// only a list has a resourceVersion when the object is absent. The watch is renewed from the
+// last resourceVersion seen; when its history is gone (410) or the watch fails, the object is
+// listed again. Transient failures are retried with backoff.
+//
+// Ordering uses resourceVersions as the API server issues them from etcd: increasing integers.
+// An event whose version cannot be read as an integer is never dropped.
 type objectWatcher[T object] struct {
 	name  string
-	get   func(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	list  lister[T]
 	watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 	clock clock.Clock
 	log   *zap.Logger
 	// maxRetry is the longest wait between failed attempts to watch or read; 5 s when zero.
 	maxRetry time.Duration
+	// timeout bounds each list request; requestTimeout when zero.
+	timeout time.Duration
 }
 
 // run sends observations to out until ctx ends or a permanent failure is sent.
@@ -61,21 +78,22 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 		maxRetry = 5 * time.Second
 	}
 	retry := newBackoff(w.clock, 100*time.Millisecond, maxRetry)
-	// needGet: the current state must be read before events are trusted again. The watch is
-	// opened first (from the most recent version) and the object read second: every change after
-	// the watch opened arrives as an event, and the read reflects every change before it, so no
-	// change between the two is missed. Reading first would miss, say, a deletion in between.
-	// Sending the read only once the watch is accepted also tells a caller who may read but not
-	// watch about it before the caller acts on any observation.
-	needGet, rv := true, ""
+	// needRead: the current state must be listed before events are trusted again. The watch is
+	// opened first and the object listed second: every change after the watch opened arrives as
+	// an event, and the list reflects every change before it, so no change between the two is
+	// missed; events the list already reflects are dropped by version. Sending the list only once
+	// the watch is accepted also tells a caller who may list but not watch about it before the
+	// caller acts on any observation.
+	needRead, rv := true, ""
 	for ctx.Err() == nil {
-		if needGet {
-			rv = ""
+		watchFrom := rv
+		if needRead {
+			watchFrom = ""
 		}
 		timeout := int64(watchTimeout / time.Second)
 		wi, err := w.watch(ctx, metav1.ListOptions{
-			FieldSelector:       fields.OneTermEqualSelector("metadata.name", w.name).String(),
-			ResourceVersion:     rv,
+			FieldSelector:       w.selector(),
+			ResourceVersion:     watchFrom,
 			AllowWatchBookmarks: true,
 			TimeoutSeconds:      &timeout,
 		})
@@ -85,21 +103,21 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 				return
 			}
 			w.log.Info("watch failed, retrying", zap.String("object", w.name), zap.Error(err))
-			needGet = true
+			needRead = true
 			if !retry.wait(ctx) {
 				return
 			}
 			continue
 		}
-		if needGet {
-			initial, err := w.read(ctx)
+		if needRead {
+			initial, listed, err := w.read(ctx)
 			if err != nil {
 				wi.Stop()
 				if permanent(err) {
-					send(observation[T]{err: &APIError{Op: "get", Err: err}})
+					send(observation[T]{err: &APIError{Op: "list", Err: err}})
 					return
 				}
-				w.log.Info("get failed, retrying", zap.String("object", w.name), zap.Error(err))
+				w.log.Info("list failed, retrying", zap.String("object", w.name), zap.Error(err))
 				if !retry.wait(ctx) {
 					return
 				}
@@ -109,10 +127,10 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 				wi.Stop()
 				return
 			}
-			needGet = false
+			rv, needRead = listed, false
 		}
 		var events int
-		rv, needGet, events = w.consume(ctx, wi, send, rv)
+		rv, needRead, events = w.consume(ctx, wi, send, rv)
 		if events > 0 {
 			retry.reset()
 		} else if ctx.Err() == nil && !retry.wait(ctx) {
@@ -123,21 +141,29 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 	}
 }
 
-// read gets the object's current state.
-func (w *objectWatcher[T]) read(ctx context.Context) (observation[T], error) {
-	obj, err := w.get(ctx, w.name, metav1.GetOptions{})
-	switch {
-	case err == nil:
-		return observation[T]{obj: obj, exists: true}, nil
-	case apierrors.IsNotFound(err):
-		return observation[T]{}, nil
-	default:
-		return observation[T]{}, err
+func (w *objectWatcher[T]) selector() string {
+	return fields.OneTermEqualSelector("metadata.name", w.name).String()
+}
+
+// read lists the object's current state, and returns it with the list's resourceVersion.
+func (w *objectWatcher[T]) read(ctx context.Context) (observation[T], string, error) {
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(w.timeout, requestTimeout))
+	defer cancel()
+	items, rv, err := w.list(ctx, metav1.ListOptions{FieldSelector: w.selector()})
+	if err != nil {
+		return observation[T]{}, "", err
 	}
+	for _, obj := range items {
+		if obj.GetName() == w.name { // the field selector already filters; this guards clients that do not
+			return observation[T]{obj: obj, exists: true}, rv, nil
+		}
+	}
+	return observation[T]{}, rv, nil
 }
 
 // consume reads one watch until it ends. It returns the resourceVersion to resume from, whether
-// the object must be read again first, and how many events (other than errors) arrived.
+// the object must be read again first, and how many events (other than errors) arrived. Events
+// not newer than rv are already reflected in what was sent, and are dropped.
 func (w *objectWatcher[T]) consume(ctx context.Context, wi watch.Interface, send func(observation[T]) bool, rv string) (string, bool, int) {
 	defer wi.Stop()
 	events := 0
@@ -159,13 +185,16 @@ func (w *objectWatcher[T]) consume(ctx context.Context, wi watch.Interface, send
 			if !isT || obj.GetName() != w.name {
 				continue // the field selector already filters; this guards clients that do not
 			}
+			if !newerVersion(obj.GetResourceVersion(), rv) {
+				continue // a replay of what the list already showed
+			}
 			rv = obj.GetResourceVersion()
 			if !send(observation[T]{obj: obj, exists: ev.Type != watch.Deleted}) {
 				return rv, false, events
 			}
 		case watch.Bookmark:
 			events++
-			if m, err := meta.Accessor(ev.Object); err == nil {
+			if m, err := meta.Accessor(ev.Object); err == nil && newerVersion(m.GetResourceVersion(), rv) {
 				rv = m.GetResourceVersion()
 			}
 		case watch.Error:
@@ -178,4 +207,16 @@ func (w *objectWatcher[T]) consume(ctx context.Context, wi watch.Interface, send
 			return "", true, events
 		}
 	}
+}
+
+// newerVersion reports whether resourceVersion v comes after base. Versions that are not both
+// integers cannot be ordered, and v then counts as newer: dropping a real change would be worse
+// than passing on a repeated one.
+func newerVersion(v, base string) bool {
+	a, errA := strconv.ParseUint(v, 10, 64)
+	b, errB := strconv.ParseUint(base, 10, 64)
+	if errA != nil || errB != nil {
+		return true
+	}
+	return a > b
 }

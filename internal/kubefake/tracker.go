@@ -26,11 +26,14 @@ type Tracker struct {
 	mu  sync.Mutex
 	rv  int64
 	uid int64
+	// deletedAt is the resourceVersion of each deletion, by the deleted object's uid: the API
+	// server gives a DELETED event the version of the deletion, not the object's last one.
+	deletedAt map[types.UID]string
 }
 
 // NewClientset returns a fake clientset backed by a Tracker holding objs. Writes notify signal.
 func NewClientset(signal *Signal, objs ...runtime.Object) (*fake.Clientset, *Tracker) {
-	t := &Tracker{ObjectTracker: k8stesting.NewObjectTracker(scheme.Scheme, scheme.Codecs.UniversalDecoder()), signal: signal}
+	t := &Tracker{ObjectTracker: k8stesting.NewObjectTracker(scheme.Scheme, scheme.Codecs.UniversalDecoder()), signal: signal, deletedAt: map[types.UID]string{}}
 	for _, obj := range objs {
 		if err := t.Add(obj); err != nil {
 			panic(fmt.Sprintf("kubefake: add %T: %v", obj, err))
@@ -136,8 +139,51 @@ func (t *Tracker) Delete(gvr schema.GroupVersionResource, ns, name string, opts 
 			}
 		}
 	}
+	t.rv++
+	t.deletedAt[cm.GetUID()] = strconv.FormatInt(t.rv, 10)
 	defer t.signal.Notify()
 	return t.ObjectTracker.Delete(gvr, ns, name, opts...)
+}
+
+// List lists objects; the list carries the tracker's current resourceVersion, as the API
+// server's lists do.
+func (t *Tracker) List(gvr schema.GroupVersionResource, gvk schema.GroupVersionKind, ns string, opts ...metav1.ListOptions) (runtime.Object, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list, err := t.ObjectTracker.List(gvr, gvk, ns, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if lm, err := meta.ListAccessor(list); err == nil {
+		lm.SetResourceVersion(strconv.FormatInt(t.rv, 10))
+	}
+	return list, nil
+}
+
+// Watch watches objects. As from the API server, a watch opened without a resourceVersion
+// starts with the objects as they are, and a DELETED event carries the deletion's version.
+func (t *Tracker) Watch(gvr schema.GroupVersionResource, ns string, opts ...metav1.ListOptions) (watch.Interface, error) {
+	w, err := t.ObjectTracker.Watch(gvr, ns, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return newMappedWatch(w, t.stampDeletion), nil
+}
+
+// stampDeletion gives a DELETED event the deletion's resourceVersion.
+func (t *Tracker) stampDeletion(ev watch.Event) watch.Event {
+	if ev.Type != watch.Deleted {
+		return ev
+	}
+	obj := ev.Object.DeepCopyObject()
+	if m, err := meta.Accessor(obj); err == nil {
+		t.mu.Lock()
+		if rv, ok := t.deletedAt[m.GetUID()]; ok {
+			m.SetResourceVersion(rv)
+		}
+		t.mu.Unlock()
+	}
+	return watch.Event{Type: ev.Type, Object: obj}
 }
 
 func (t *Tracker) stampNew(m metav1.Object) {

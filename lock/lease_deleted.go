@@ -1,0 +1,43 @@
+package lock
+
+import (
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+)
+
+// goneRecord is a held record of the Lease that this value saw disappear: the Lease was deleted
+// (kubectl delete lease) while someone held it. Its holder does not learn of the deletion until
+// its next renewal, up to a RetryPeriod later, and keeps working until then; what it may do is
+// bounded only by the record it wrote. So the deletion of a held record is treated like that
+// record: the Lease is not created again before the record would have expired, as observed here.
+type goneRecord struct {
+	record  leaseRecord
+	id      string    // the deleted term's token ID
+	expires time.Time // on the lock's clock: when the record was observed plus its duration
+}
+
+// noteGone records that the Lease was observed absent after cur, observed at observedAt and
+// valid for validFor from then. A free record, or one that has already expired, binds no one.
+func (l *Lease) noteGone(cur *coordinationv1.Lease, observedAt time.Time, validFor time.Duration) {
+	rec := recordOf(cur)
+	if rec.holder == "" || !l.o.clock.Now().Before(observedAt.Add(validFor)) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = max(l.seen, rec.transitions)
+	l.gone = &goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor)}
+}
+
+// goneInForce is the deleted record that still binds this value's candidates, nil if none. The
+// record of a term of this value that was released, its work stopped, binds no one.
+func (l *Lease) goneInForce() *goneRecord {
+	l.mu.Lock()
+	g := l.gone
+	l.mu.Unlock()
+	if g == nil || !l.o.clock.Now().Before(g.expires) || l.isAbandoned(g.record.holder, g.id) {
+		return nil
+	}
+	return g
+}
