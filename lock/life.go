@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -94,9 +95,30 @@ func (l *lifeLock[T]) podWatcher(name string) *objectWatcher[*corev1.Pod] {
 	return &objectWatcher[*corev1.Pod]{name: name, list: listPods(l.pods), watch: l.pods.Watch, clock: l.o.clock, log: l.o.log}
 }
 
+// lifeTurns holds one turn for each leader-for-life lock object and Pod in this process: the
+// terms of one Pod on one lock take turns, because a second Acquire would otherwise resume the
+// first one's object and both would hold it.
+var lifeTurns sync.Map // string -> chan struct{} with room for one
+
+func (l *lifeLock[T]) turn() chan struct{} {
+	v, _ := lifeTurns.LoadOrStore(l.String()+" pod "+string(l.pod.UID), make(chan struct{}, 1))
+	return v.(chan struct{})
+}
+
+// endTurnWith gives the turn back: at once when no term began, else when the term ends.
+func (l *lifeLock[T]) endTurnWith(turn chan struct{}, term *Term) {
+	if term == nil {
+		<-turn
+		return
+	}
+	context.AfterFunc(term.Context(), func() { <-turn })
+}
+
 // create makes the lock object for this process's Pod.
 func (l *lifeLock[T]) create(ctx context.Context) (*Term, error) {
-	obj, err := l.store.create(ctx, l.store.newObject(l.namespace, l.name, l.o.identity, l.ownerRef()))
+	obj, err := bounded(ctx, requestTimeout, func(ctx context.Context) (T, error) {
+		return l.store.create(ctx, l.store.newObject(l.namespace, l.name, l.o.identity, l.ownerRef()))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +140,9 @@ func (l *lifeLock[T]) staleReason(ctx context.Context, owner *metav1.OwnerRefere
 		}
 		return fmt.Sprintf("its owner pod %s is in phase %s (%s): its containers have stopped", owner.Name, pod.Status.Phase, reason), nil
 	case l.o.notReadyTakeover && pod.Spec.NodeName != "":
-		node, err := l.nodes.Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
+		node, err := bounded(ctx, requestTimeout, func(ctx context.Context) (*corev1.Node, error) {
+			return l.nodes.Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
+		})
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				return fmt.Sprintf("the node %s of its owner pod %s no longer exists (unsafe takeover enabled)", pod.Spec.NodeName, owner.Name), nil
@@ -138,6 +162,8 @@ func (l *lifeLock[T]) staleReason(ctx context.Context, owner *metav1.OwnerRefere
 // object that was judged (uid and resourceVersion).
 func (l *lifeLock[T]) deleteStale(ctx context.Context, obj T, reason string) error {
 	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	err := l.store.delete(ctx, l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 	switch {
 	case err == nil:
@@ -151,13 +177,23 @@ func (l *lifeLock[T]) deleteStale(ctx context.Context, obj T, reason string) err
 }
 
 // TryAcquire takes the lock if its object is absent, owned by this Pod, or owned by a Pod that
-// no longer runs; otherwise it returns a *HeldError.
-func (l *lifeLock[T]) TryAcquire(ctx context.Context) (*Term, error) {
+// no longer runs; otherwise it returns a *HeldError. A term of this Pod that this process still
+// holds counts as held.
+func (l *lifeLock[T]) TryAcquire(ctx context.Context) (term *Term, err error) {
 	if err := l.store.ready(ctx); err != nil {
 		return nil, err
 	}
+	turn := l.turn()
+	select {
+	case turn <- struct{}{}:
+	default:
+		return nil, &HeldError{Lock: l.String(), Holder: l.o.identity}
+	}
+	defer func() { l.endTurnWith(turn, term) }()
 	for attempt := 0; ; attempt++ {
-		cur, err := l.store.get(ctx, l.name, metav1.GetOptions{})
+		cur, err := bounded(ctx, requestTimeout, func(ctx context.Context) (T, error) {
+			return l.store.get(ctx, l.name, metav1.GetOptions{})
+		})
 		switch {
 		case apierrors.IsNotFound(err):
 			term, err := l.create(ctx)
@@ -178,7 +214,9 @@ func (l *lifeLock[T]) TryAcquire(ctx context.Context) (*Term, error) {
 		if owner == nil || attempt > 0 {
 			return nil, &HeldError{Lock: l.String(), Holder: l.store.holder(cur)}
 		}
-		pod, err := l.pods.Get(ctx, owner.Name, metav1.GetOptions{})
+		pod, err := bounded(ctx, requestTimeout, func(ctx context.Context) (*corev1.Pod, error) {
+			return l.pods.Get(ctx, owner.Name, metav1.GetOptions{})
+		})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, l.apiError("get pod", err)
 		}

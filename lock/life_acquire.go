@@ -7,6 +7,8 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 )
 
@@ -18,10 +20,20 @@ import (
 // Succeeded), none of its code runs any more, and the waiter deletes the lock object on condition
 // of its uid and resourceVersion, then creates its own. A lock object owned by this process's own
 // Pod is resumed: the process was restarted inside the same Pod.
-func (l *lifeLock[T]) Acquire(ctx context.Context) (*Term, error) {
+//
+// Within one process, terms of the same Pod on the same lock take turns: a second Acquire waits
+// until the first term has ended (the lock object would otherwise be resumed by both).
+func (l *lifeLock[T]) Acquire(ctx context.Context) (term *Term, err error) {
 	if err := l.store.ready(ctx); err != nil {
 		return nil, err
 	}
+	turn := l.turn()
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &HeldError{Lock: l.String(), Holder: l.o.identity, Err: ctx.Err()}
+	}
+	defer func() { l.endTurnWith(turn, term) }()
 	wctx, stopWatches := context.WithCancel(ctx)
 	lockEvents := make(chan observation[T])
 	lockDone := make(chan struct{})
@@ -68,8 +80,9 @@ type lifeWaiter[T object] struct {
 	exists bool
 	cur    T
 
-	// The watch on the current owner Pod, restarted when the owner changes.
+	// The watch on the current owner Pod, restarted when the owner (name and UID) changes.
 	ownerName   string
+	ownerUID    types.UID
 	ownerEvents chan observation[*corev1.Pod]
 	stopOwner   context.CancelFunc
 	ownerDone   chan struct{}
@@ -106,19 +119,41 @@ func (w *lifeWaiter[T]) act(ctx, wctx context.Context) (*Term, error) {
 		return nil, nil
 	case owner.UID == l.pod.UID:
 		w.stopOwnerWatch()
-		return l.resume(w.cur), nil
-	case owner.Name != w.ownerName:
-		w.watchOwner(wctx, owner.Name)
+		// Resume only what a fresh read confirms: the same object, still there.
+		cur, err := bounded(ctx, requestTimeout, func(ctx context.Context) (T, error) {
+			return l.store.get(ctx, l.name, metav1.GetOptions{})
+		})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, nil // deleted meanwhile: the watch brings the deletion
+		case err != nil:
+			return w.outcome(ctx, nil, "get", err)
+		case cur.GetUID() != w.cur.GetUID():
+			return nil, nil // replaced meanwhile: the watch brings the new object
+		}
+		return l.resume(cur), nil
+	case owner.Name != w.ownerName || owner.UID != w.ownerUID:
+		// Keyed by name and UID: a Pod replaced under the same name (a StatefulSet's app-0)
+		// is another owner, judged from a watch of its own, never by the old Pod's history.
+		w.watchOwner(wctx, *owner)
 		return nil, nil
 	case !w.ownerKnown:
 		return nil, nil
 	}
 	reason, err := l.staleReason(ctx, owner, w.ownerPod, w.ownerExists)
-	if err != nil {
+	if err != nil || reason == "" {
 		return w.outcome(ctx, nil, "get node", err)
 	}
-	if reason == "" {
-		return nil, nil
+	// Deleting another holder's lock is the one step that cannot be undone: confirm the verdict
+	// on a fresh read of the owner Pod rather than act on what the watch has delivered so far.
+	pod, err := bounded(ctx, requestTimeout, func(ctx context.Context) (*corev1.Pod, error) {
+		return l.pods.Get(ctx, owner.Name, metav1.GetOptions{})
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return w.outcome(ctx, nil, "get pod", err)
+	}
+	if reason, err = l.staleReason(ctx, owner, pod, err == nil); err != nil || reason == "" {
+		return w.outcome(ctx, nil, "get node", err)
 	}
 	err = l.deleteStale(ctx, w.cur, reason)
 	return w.outcome(ctx, nil, "delete", err)
@@ -144,16 +179,16 @@ func (w *lifeWaiter[T]) outcome(ctx context.Context, term *Term, op string, err 
 	}
 }
 
-func (w *lifeWaiter[T]) watchOwner(ctx context.Context, name string) {
+func (w *lifeWaiter[T]) watchOwner(ctx context.Context, owner metav1.OwnerReference) {
 	w.stopOwnerWatch()
 	octx, cancel := context.WithCancel(ctx)
 	events := make(chan observation[*corev1.Pod])
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.l.podWatcher(name).run(octx, events)
+		w.l.podWatcher(owner.Name).run(octx, events)
 	}()
-	w.ownerName, w.ownerEvents, w.stopOwner, w.ownerDone = name, events, cancel, done
+	w.ownerName, w.ownerUID, w.ownerEvents, w.stopOwner, w.ownerDone = owner.Name, owner.UID, events, cancel, done
 	w.ownerKnown, w.ownerExists, w.ownerPod = false, false, nil
 }
 
@@ -163,7 +198,7 @@ func (w *lifeWaiter[T]) stopOwnerWatch() {
 	}
 	w.stopOwner()
 	<-w.ownerDone
-	w.ownerName, w.ownerEvents, w.stopOwner, w.ownerDone = "", nil, nil, nil
+	w.ownerName, w.ownerUID, w.ownerEvents, w.stopOwner, w.ownerDone = "", "", nil, nil, nil
 	w.ownerKnown = false
 }
 

@@ -56,6 +56,8 @@ func (lt *lifeTerm[T]) release(ctx context.Context) error {
 		return nil
 	}
 	uid := lt.obj.GetUID()
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	err := lt.l.store.delete(ctx, lt.l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 	switch {
 	case err == nil:
