@@ -232,7 +232,8 @@ func TestMonitoringServesHealthAndMetrics(t *testing.T) {
 
 func TestHealthFailsWhenLeadingWithoutRenewalsOrAfterAnOverrun(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(kubefake.Epoch)
-	h := &Health{clock: clk, renewDeadline: 10 * time.Second}
+	h := &Health{clock: clk}
+	h.SetRenewDeadline(10 * time.Second)
 	if h.Check() != nil {
 		t.Fatal("not leading should be healthy")
 	}

@@ -60,7 +60,11 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 	if p.Health != nil {
 		recorders = append(recorders, p.Health)
 		renewObservers = append(renewObservers, p.Health.Renewed)
-		p.Health.setRenewDeadline(p.Config.Timings.RenewDeadline)
+		if orKind(p.Config.LockKind) == KindLease {
+			p.Health.SetRenewDeadline(p.Config.Timings.RenewDeadline)
+		} else {
+			p.Health.SetRenewDeadline(0) // leader-for-life terms never renew
+		}
 	}
 	identity := p.Config.Identity
 	if identity == "" {

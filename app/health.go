@@ -16,10 +16,11 @@ import (
 // reported healthy: the term ends at the deadline, so only a stuck process gets there.
 const healthSlack = 5 * time.Second
 
-// Health answers /healthz and /readyz. /healthz fails while this process believes it leads but
-// has not renewed for longer than the renew deadline (plus a little slack), and after an overrun
-// until the term is released: in both cases restarting the process is the cure. /readyz answers
-// ok once the election is wired up.
+// Health answers /healthz and /readyz. /healthz fails after an overrun until the term is
+// released, and, for a lock that renews (a Lease: see SetRenewDeadline), while this process
+// believes it leads but has not renewed for longer than the renew deadline plus a little slack:
+// in both cases restarting the process is the cure. Leader-for-life locks never renew, so their
+// leaders are not judged by renewals. /readyz answers ok once the election is wired up.
 type Health struct {
 	clock clock.PassiveClock
 
@@ -32,17 +33,19 @@ type Health struct {
 
 var _ leader.Recorder = (*Health)(nil)
 
-// NewHealth returns a Health on the real clock.
+// NewHealth returns a Health on the real clock that judges no renewals until SetRenewDeadline.
 func NewHealth() *Health {
-	return &Health{clock: clock.RealClock{}, renewDeadline: lock.DefaultTimings.RenewDeadline}
+	return &Health{clock: clock.RealClock{}}
 }
 
-func (h *Health) setRenewDeadline(d time.Duration) {
+// SetRenewDeadline makes /healthz judge renewals: a leader whose last successful renewal is
+// older than d (plus a little slack) is unhealthy. Set it for a Lease lock, to its RenewDeadline,
+// and pass Renewed to lock.WithRenewObserver; the LeaderElection module does both. Zero turns
+// the check off, which is right for leader-for-life locks: their terms never renew.
+func (h *Health) SetRenewDeadline(d time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if d > 0 {
-		h.renewDeadline = d
-	}
+	h.renewDeadline = max(d, 0)
 }
 
 // Acquired implements leader.Recorder.
@@ -83,7 +86,7 @@ func (h *Health) Check() error {
 	switch {
 	case h.overran:
 		return fmt.Errorf("the work of a lost term is still running after others could take over")
-	case h.leading && h.clock.Since(h.lastRenewed) > h.renewDeadline+healthSlack:
+	case h.leading && h.renewDeadline > 0 && h.clock.Since(h.lastRenewed) > h.renewDeadline+healthSlack:
 		return fmt.Errorf("leading, but not renewed for %v", h.clock.Since(h.lastRenewed).Round(time.Millisecond))
 	}
 	return nil
