@@ -47,6 +47,9 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 	if err := p.Config.Validate(); err != nil {
 		return LeaderElectionResult{}, err
 	}
+	if p.Client == nil {
+		return LeaderElectionResult{}, &lock.ConfigError{Field: "Client", Value: nil, Reason: "must not be nil (app.Kubernetes provides one)"}
+	}
 	log := p.Log
 	if log == nil {
 		log = zap.NewNop()

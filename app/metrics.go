@@ -32,6 +32,9 @@ var _ leader.Recorder = (*Metrics)(nil)
 
 // NewMetrics registers the metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil {
+		return nil, &lock.ConfigError{Field: "Registerer", Value: nil, Reason: "must not be nil"}
+	}
 	label := []string{"lock"}
 	m := &Metrics{
 		isLeader:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_is_leader", Help: "1 while this process leads the lock."}, label),

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regent-k8s/regent/leader"
+	"github.com/regent-k8s/regent/lock"
 )
 
 // GuardedWorkload runs work as the leader of the graph's election for the application's life:
@@ -16,6 +17,9 @@ import (
 // fx.Shutdowner: exit code 0 if the work returned nil, 1 on any other error (an unrecoverable
 // Kubernetes failure such as Forbidden, or the work's own error).
 func GuardedWorkload(work leader.Work, opts ...leader.RetryOption) fx.Option {
+	if work == nil {
+		return fx.Error(&lock.ConfigError{Field: "work", Value: nil, Reason: "GuardedWorkload needs the work to run"})
+	}
 	return fx.Module("regent.workload", fx.Invoke(func(p WorkloadParams) {
 		RunGuarded(p, work, opts...)
 	}))

@@ -29,6 +29,8 @@ var (
 	ErrNamespaceUnknown = errors.New("namespace unknown")
 	// ErrPodNotFound means POD_NAME names a Pod that does not exist.
 	ErrPodNotFound = errors.New("pod not found")
+	// ErrNilArgument means a required argument was nil.
+	ErrNilArgument = errors.New("required argument is nil")
 )
 
 // Info says who and where the process is.
@@ -71,7 +73,8 @@ type optionFunc func(*options)
 
 func (f optionFunc) apply(o *options) { f(o) }
 
-// WithEnv replaces os.Getenv, for tests and for programs that read configuration elsewhere.
+// WithEnv replaces os.Getenv, for tests and for programs that read configuration elsewhere; nil
+// keeps os.Getenv.
 func WithEnv(getenv func(string) string) Option {
 	return optionFunc(func(o *options) { o.getenv = getenv })
 }
@@ -94,9 +97,20 @@ func WithKubeconfig(src NamespaceSource) Option {
 // ErrNamespaceUnknown. With POD_NAME set, a missing Pod is an error wrapping ErrPodNotFound;
 // without POD_NAME, Load returns an Info with no Pod (out of cluster).
 func Load(ctx context.Context, pods corev1client.PodsGetter, opts ...Option) (Info, error) {
+	switch {
+	case ctx == nil:
+		return Info{}, fmt.Errorf("contextinfo.Load: %w: ctx", ErrNilArgument)
+	case pods == nil:
+		return Info{}, fmt.Errorf("contextinfo.Load: %w: pods (pass clientset.CoreV1())", ErrNilArgument)
+	}
 	o := options{getenv: os.Getenv, namespaceFile: ServiceAccountNamespaceFile}
 	for _, opt := range opts {
-		opt.apply(&o)
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	if o.getenv == nil {
+		o.getenv = os.Getenv
 	}
 	ns, err := o.namespace()
 	if err != nil {

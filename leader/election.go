@@ -37,7 +37,9 @@ func New(l lock.Lock, opts ...Option) (*Election, error) {
 		releaseTimeout: 5 * time.Second,
 	}
 	for _, opt := range opts {
-		opt.apply(&o)
+		if opt != nil {
+			opt.apply(&o)
+		}
 	}
 	switch {
 	case o.clock == nil:
@@ -61,6 +63,9 @@ func (e *Election) Lock() lock.Lock { return e.lock }
 // Observe calls fn each time the leader changes, in order and from one goroutine, starting with
 // the leader at the time of the call, until ctx ends. See Observer for the current leader.
 func (e *Election) Observe(ctx context.Context, fn func(Change)) error {
+	if e == nil {
+		return &lock.ConfigError{Field: "Election", Value: nil, Reason: "was not built by leader.New"}
+	}
 	return NewObserver(e.lock).Run(ctx, fn)
 }
 

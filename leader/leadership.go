@@ -39,6 +39,12 @@ type Leadership struct {
 //	defer l.Release(context.WithoutCancel(ctx))
 //	return work(l.Context())
 func (e *Election) Lead(ctx context.Context) (*Leadership, error) {
+	if e == nil || e.lock == nil {
+		return nil, &lock.ConfigError{Field: "Election", Value: nil, Reason: "was not built by leader.New"}
+	}
+	if ctx == nil {
+		return nil, &lock.ConfigError{Field: "ctx", Value: nil, Reason: "must not be nil"}
+	}
 	clk := e.o.clock
 	start := clk.Now()
 	term, err := e.lock.Acquire(ctx)
@@ -155,6 +161,9 @@ type leadershipKey struct{}
 
 // FromContext returns the Leadership whose Context ctx is or derives from.
 func FromContext(ctx context.Context) (*Leadership, bool) {
+	if ctx == nil {
+		return nil, false
+	}
 	l, ok := ctx.Value(leadershipKey{}).(*Leadership)
 	return l, ok
 }

@@ -21,6 +21,12 @@ func NewObserver(l lock.Lock) *Observer { return &Observer{lock: l} }
 // Run follows the lock until ctx ends, updating Leader and then calling fn (if not nil) for each
 // change, in order and from one goroutine. It returns nil when ctx ends, or the lock's error.
 func (o *Observer) Run(ctx context.Context, fn func(Change)) error {
+	switch {
+	case o == nil || o.lock == nil:
+		return &lock.ConfigError{Field: "lock", Value: nil, Reason: "must not be nil (use NewObserver with a lock)"}
+	case ctx == nil:
+		return &lock.ConfigError{Field: "ctx", Value: nil, Reason: "must not be nil"}
+	}
 	return o.lock.Observe(ctx, func(ob lock.Observation) {
 		c := Change{Leader: ob.Holder, Token: ob.Token, Time: ob.Time}
 		o.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/regent-k8s/regent/lock"
 )
 
 type retryOptions struct {
@@ -58,9 +60,17 @@ func RetryNotify(fn func(err error, wait time.Duration)) RetryOption {
 func RetryOnLost(work Work, opts ...RetryOption) Work {
 	o := retryOptions{initial: 100 * time.Millisecond, max: 10 * time.Second, clock: clock.RealClock{}}
 	for _, opt := range opts {
-		opt.applyRetry(&o)
+		if opt != nil {
+			opt.applyRetry(&o)
+		}
 	}
 	return func(ctx context.Context) error {
+		switch {
+		case work == nil:
+			return &lock.ConfigError{Field: "work", Value: nil, Reason: "must not be nil"}
+		case ctx == nil:
+			return &lock.ConfigError{Field: "ctx", Value: nil, Reason: "must not be nil"}
+		}
 		var wait time.Duration
 		for {
 			start := o.clock.Now()

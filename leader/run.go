@@ -22,6 +22,9 @@ func (e *Election) RunAsLeader(ctx context.Context, work Work) error {
 	if work == nil {
 		return &lock.ConfigError{Field: "work", Value: nil, Reason: "must not be nil"}
 	}
+	if ctx == nil {
+		return &lock.ConfigError{Field: "ctx", Value: nil, Reason: "must not be nil"}
+	}
 	l, err := e.Lead(ctx)
 	if err != nil {
 		return err

@@ -87,6 +87,11 @@ func (e *APIError) Is(target error) bool { return target == ErrAPI }
 // Unwrap returns the API's error.
 func (e *APIError) Unwrap() error { return e.Err }
 
+// errNil is the error for a required argument given as nil.
+func errNil(field string) error {
+	return &ConfigError{Field: field, Value: nil, Reason: "must not be nil"}
+}
+
 // ConfigError names a configuration field whose value is not accepted.
 type ConfigError struct {
 	Field  string

@@ -52,7 +52,9 @@ func NewLease(client coordinationv1client.LeasesGetter, namespace, name string, 
 	}
 	o := defaultOptions()
 	for _, opt := range opts {
-		opt.apply(&o)
+		if opt != nil {
+			opt.apply(&o)
+		}
 	}
 	if err := o.validate(); err != nil {
 		return nil, err
@@ -85,6 +87,9 @@ func (l *Lease) Timings() Timings { return l.o.timings }
 // record stay unchanged for its duration, which needs Acquire. Nor does it create a Lease that
 // this value saw deleted while its record was still in force (see Acquire).
 func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
+	if ctx == nil {
+		return nil, errNil("ctx")
+	}
 	cur, err := bounded(ctx, l.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.Lease, error) {
 		return l.leases.Get(ctx, l.name, metav1.GetOptions{})
 	})
@@ -172,6 +177,12 @@ func (l *Lease) saw(cur *coordinationv1.Lease) {
 
 // Observe calls fn each time the Lease's holder or term changes; see Lock.
 func (l *Lease) Observe(ctx context.Context, fn func(Observation)) error {
+	if ctx == nil {
+		return errNil("ctx")
+	}
+	if fn == nil {
+		return errNil("fn")
+	}
 	var last *Observation
 	return observe(ctx, l.watcher(), func(o observation[*coordinationv1.Lease]) {
 		next := Observation{Time: l.o.clock.Now()}

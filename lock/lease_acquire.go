@@ -19,6 +19,9 @@ import (
 // holder) is taken as soon as it is observed. Every write is a compare-and-swap on the observed
 // resourceVersion; losing a race means waiting for the next observation, not an error.
 func (l *Lease) Acquire(ctx context.Context) (*Term, error) {
+	if ctx == nil {
+		return nil, errNil("ctx")
+	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	events := make(chan observation[*coordinationv1.Lease])
 	done := make(chan struct{})

@@ -45,7 +45,9 @@ func newLifeLock[T object](store lifeStore[T], core corev1client.CoreV1Interface
 	o := defaultOptions()
 	o.identity = contextinfo.Info{PodName: pod.Name}.Identity()
 	for _, opt := range opts {
-		opt.apply(&o)
+		if opt != nil {
+			opt.apply(&o)
+		}
 	}
 	if o.identity == "" {
 		return nil, &ConfigError{Field: "Identity", Value: `""`, Reason: "must not be empty"}
@@ -180,6 +182,9 @@ func (l *lifeLock[T]) deleteStale(ctx context.Context, obj T, reason string) err
 // no longer runs; otherwise it returns a *HeldError. A term of this Pod that this process still
 // holds counts as held.
 func (l *lifeLock[T]) TryAcquire(ctx context.Context) (term *Term, err error) {
+	if ctx == nil {
+		return nil, errNil("ctx")
+	}
 	if err := l.store.ready(ctx); err != nil {
 		return nil, err
 	}
@@ -247,6 +252,12 @@ func (l *lifeLock[T]) apiError(op string, err error) error {
 
 // Observe reports the holder recorded on the lock object each time it changes.
 func (l *lifeLock[T]) Observe(ctx context.Context, fn func(Observation)) error {
+	if ctx == nil {
+		return errNil("ctx")
+	}
+	if fn == nil {
+		return errNil("fn")
+	}
 	if err := l.store.ready(ctx); err != nil {
 		return err
 	}

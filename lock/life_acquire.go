@@ -24,6 +24,9 @@ import (
 // Within one process, terms of the same Pod on the same lock take turns: a second Acquire waits
 // until the first term has ended (the lock object would otherwise be resumed by both).
 func (l *lifeLock[T]) Acquire(ctx context.Context) (term *Term, err error) {
+	if ctx == nil {
+		return nil, errNil("ctx")
+	}
 	if err := l.store.ready(ctx); err != nil {
 		return nil, err
 	}

@@ -49,8 +49,15 @@ func newTerm(lock, holder string, token Token) *Term {
 // Context is done when the term ends. context.Cause tells why: ErrReleased or a *LostError.
 func (t *Term) Context() context.Context { return t.ctx }
 
-// Done is closed when the term ends, released or lost.
-func (t *Term) Done() <-chan struct{} { return t.ctx.Done() }
+// Done is closed when the term ends, released or lost. A Term that no lock returned has ended.
+func (t *Term) Done() <-chan struct{} {
+	if t.ctx == nil {
+		return closedChan
+	}
+	return t.ctx.Done()
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Lost is closed when the term ends for any reason other than Release.
 func (t *Term) Lost() <-chan struct{} { return t.lost }
@@ -74,13 +81,24 @@ func (t *Term) Lock() string { return t.lock }
 // ExclusiveUntil is the earliest moment, on the lock's clock, at which another process may hold
 // the lock, given what this process has written so far. A Lease gives the send time of the last
 // successful renewal plus the lease duration; kinds that cannot bound it give the zero time.
-func (t *Term) ExclusiveUntil() time.Time { return t.backend.exclusiveUntil() }
+func (t *Term) ExclusiveUntil() time.Time {
+	if t.backend == nil {
+		return time.Time{}
+	}
+	return t.backend.exclusiveUntil()
+}
 
 // Release ends the term and gives the lock up, writing to the lock's object only if it still
 // records this term: it never clears or deletes a newer holder's record. It is safe to call more
 // than once and after the term was lost; later calls return the first call's result. When the
 // write fails the term still ends here, and the lock frees itself as its kind allows.
 func (t *Term) Release(ctx context.Context) error {
+	if t.backend == nil {
+		return &ConfigError{Field: "Term", Value: "zero", Reason: "was not returned by a lock's Acquire or TryAcquire"}
+	}
+	if ctx == nil {
+		return errNil("ctx")
+	}
 	t.releaseOnce.Do(func() {
 		t.end(ErrReleased)
 		t.backend.stop()
