@@ -24,7 +24,10 @@ func TestZeroValuesAreRefusedWithoutPanicking(t *testing.T) {
 		call func() error
 	}{
 		{"NewLease nil client", func() error { _, err := NewLease(nil, testNS, testName); return err }},
-		{"NewLease nil option", func() error { _, err := NewLease(env.Client.CoordinationV1(), testNS, testName, nil, WithLogger(nil)); return wantNil(err) }},
+		{"NewLease nil option", func() error {
+			_, err := NewLease(env.Client.CoordinationV1(), testNS, testName, nil, WithLogger(nil))
+			return wantNil(err)
+		}},
 		{"NewConfigMapForLife nil client", func() error { _, err := NewConfigMapForLife(nil, self, testName); return err }},
 		{"NewConfigMapForLife nil pod", func() error { _, err := NewConfigMapForLife(env.Client.CoreV1(), nil, testName); return err }},
 		{"NewLeaderLockForLife nil clients", func() error { _, err := NewLeaderLockForLife(nil, nil, self, testName); return err }},
