@@ -54,7 +54,7 @@ func (e *Election) Lead(ctx context.Context) (*Leadership, error) {
 	waited := clk.Since(start)
 	e.o.recorder.Acquired(e.lock.String(), term.Token(), waited)
 	e.o.log.Info("leading", zap.Stringer("token", term.Token()), zap.Duration("waited", waited))
-	lctx, cancel := context.WithCancelCause(ctx)
+	lctx, cancel := context.WithCancelCause(noteTermBegan(ctx))
 	l := &Leadership{
 		e:           e,
 		term:        term,

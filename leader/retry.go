@@ -3,6 +3,7 @@ package leader
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -25,7 +26,9 @@ func (f retryOptionFunc) applyRetry(o *retryOptions) { f(o) }
 
 // RetryBackoff sets the wait before the first retry and its upper bound; each consecutive loss
 // doubles it (default 100 ms up to 10 s). A term that lasted longer than maxWait starts again from
-// initial. Values that are not positive keep the defaults; maxWait is raised to initial if lower.
+// initial: the term is timed from the moment leadership began (Lead returned) to the loss, not
+// including the wait to lead. Values that are not positive keep the defaults; maxWait is raised
+// to initial if lower.
 func RetryBackoff(initial, maxWait time.Duration) RetryOption {
 	return retryOptionFunc(func(o *retryOptions) {
 		if initial > 0 {
@@ -52,6 +55,20 @@ func RetryNotify(fn func(err error, wait time.Duration)) RetryOption {
 	return retryOptionFunc(func(o *retryOptions) { o.notify = fn })
 }
 
+// termBeganKey carries, in the context RetryOnLost gives its work, the function that a Lead
+// calls when its term begins.
+type termBeganKey struct{}
+
+// noteTermBegan tells an enclosing RetryOnLost that a term began, and returns ctx without the
+// note, so that a Lead nested in the term's work does not report to the same RetryOnLost.
+func noteTermBegan(ctx context.Context) context.Context {
+	if began, ok := ctx.Value(termBeganKey{}).(func()); ok && began != nil {
+		began()
+		return context.WithValue(ctx, termBeganKey{}, nil)
+	}
+	return ctx
+}
+
 // RetryOnLost returns work that runs work again each time it returns an error matching ErrLost,
 // after a backoff, until it returns anything else (nil included) or ctx ends. Once ctx has ended
 // it returns ctx.Err(). Wrap a guarded workload with it:
@@ -73,8 +90,18 @@ func RetryOnLost(work Work, opts ...RetryOption) Work {
 		}
 		var wait time.Duration
 		for {
-			start := o.clock.Now()
-			err := work(ctx)
+			// A Lead inside work notes when its term began, so that the term is timed rather
+			// than the whole run, which includes waiting to lead.
+			var mu sync.Mutex
+			began := o.clock.Now()
+			err := work(context.WithValue(ctx, termBeganKey{}, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				began = o.clock.Now()
+			}))
+			mu.Lock()
+			term := o.clock.Since(began)
+			mu.Unlock()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -82,7 +109,7 @@ func RetryOnLost(work Work, opts ...RetryOption) Work {
 				return err
 			}
 			switch {
-			case wait == 0 || o.clock.Since(start) > o.max:
+			case wait == 0 || term > o.max:
 				wait = o.initial
 			default:
 				wait = min(2*wait, o.max)

@@ -102,3 +102,40 @@ func TestRetryOnLostLeadsAgainAfterALoss(t *testing.T) {
 		t.Fatalf("tokens %v, want two terms with growing tokens", tokens)
 	}
 }
+
+func TestRetryOnLostTimesTheTermNotTheWait(t *testing.T) {
+	// Each run waits a minute to lead, then loses its term after a second. The term is short, so
+	// the backoff must keep doubling; timing the whole run would reset it after every wait.
+	env := kubefake.NewEnv()
+	runs := 0
+	var waits []time.Duration
+	work := RetryOnLost(func(ctx context.Context) error {
+		runs++
+		if runs == 4 {
+			return nil
+		}
+		env.Clock.Step(time.Minute) // waiting to lead
+		noteTermBegan(ctx)
+		env.Clock.Step(time.Second) // the short term
+		return &lock.LostError{Reason: "x"}
+	}, RetryClock(env.Clock), RetryBackoff(time.Second, 10*time.Second), RetryNotify(func(_ error, d time.Duration) { waits = append(waits, d) }))
+	result := make(chan error, 1)
+	go func() { result <- work(context.Background()) }()
+	for i := 1; i < 4; i++ {
+		env.Await(t, "a backoff timer", func() bool { return env.Clock.Waiters() == 1 })
+		env.Clock.Step(10 * time.Second)
+	}
+	if err := kubefake.Receive(t, result, "the retried work"); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	if len(waits) != len(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Errorf("waits %v, want %v", waits, want)
+			break
+		}
+	}
+}
