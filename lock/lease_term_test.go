@@ -32,6 +32,7 @@ func TestRenewalKeepsTheTermAndItsToken(t *testing.T) {
 	l, term := holdLease(t, env, WithRenewObserver(func(r Renewal) {
 		if r.Err == nil && r.Lock == "lease default/lock" {
 			renewals.Add(1)
+			env.Notify() // wake the Await below: a count is not a timer or a write
 		}
 	}))
 	defer releaseTerm(t, term)

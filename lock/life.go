@@ -107,13 +107,14 @@ func (l *lifeLock[T]) turn() chan struct{} {
 	return v.(chan struct{})
 }
 
-// endTurnWith gives the turn back: at once when no term began, else when the term ends.
+// endTurnWith gives the turn back at once when no term began, and otherwise hands it to the
+// term, which gives it back once its lock object is gone or released (see lifeTerm.freeTurn).
 func (l *lifeLock[T]) endTurnWith(turn chan struct{}, term *Term) {
 	if term == nil {
 		<-turn
 		return
 	}
-	context.AfterFunc(term.Context(), func() { <-turn })
+	term.backend.(*lifeTerm[T]).holdTurn(turn)
 }
 
 // create makes the lock object for this process's Pod.

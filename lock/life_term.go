@@ -18,6 +18,36 @@ type lifeTerm[T object] struct {
 	term *Term
 	obj  T
 	wg   sync.WaitGroup
+
+	// The process's turn on this lock (see lifeLock.turn), given back when the next term of the
+	// Pod may begin: once Release has deleted the object, or once someone else deleted it. Not
+	// when the term's context ends, which comes before Release deletes the object: a next term
+	// would resume the object about to be deleted.
+	turnMu    sync.Mutex
+	turn      chan struct{}
+	turnFreed bool
+}
+
+func (lt *lifeTerm[T]) holdTurn(turn chan struct{}) {
+	lt.turnMu.Lock()
+	defer lt.turnMu.Unlock()
+	if lt.turnFreed {
+		<-turn
+		return
+	}
+	lt.turn = turn
+}
+
+func (lt *lifeTerm[T]) freeTurn() {
+	lt.turnMu.Lock()
+	defer lt.turnMu.Unlock()
+	if lt.turnFreed {
+		return
+	}
+	lt.turnFreed = true
+	if lt.turn != nil {
+		<-lt.turn
+	}
 }
 
 func (l *lifeLock[T]) startTerm(obj T) *Term {
@@ -36,6 +66,7 @@ func (lt *lifeTerm[T]) run() {
 			if lt.term.loseTerm("the lock object was deleted by someone else", nil) {
 				lt.l.o.log.Warn("lost: the lock object was deleted", zap.String("uid", string(lt.obj.GetUID())))
 			}
+			lt.freeTurn()
 		}
 	}, lt.l.String())
 	if err != nil && lt.term.loseTerm("the lock object can no longer be watched", err) {
@@ -52,6 +83,7 @@ func (lt *lifeTerm[T]) exclusiveUntil() time.Time { return time.Time{} }
 // release deletes the lock object on condition of its uid, so that it never deletes a newer
 // holder's object; with WithKeepOnRelease it leaves the object for garbage collection.
 func (lt *lifeTerm[T]) release(ctx context.Context) error {
+	defer lt.freeTurn()
 	if lt.l.o.keepOnRelease {
 		return nil
 	}
