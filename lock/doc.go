@@ -7,8 +7,10 @@
 // Lease stores the lock in a coordination.k8s.io/v1 Lease, in the same record format as
 // client-go's LeaseLock, so regent and client-go candidates can share one Lease.
 //
-// Waiting is event-driven. A waiter reads the Lease once and then watches that one object (a
-// field selector on its name). A free Lease (empty holder) is taken as soon as its event arrives.
+// Waiting is event-driven. A waiter watches the one Lease (a field selector on its name) and reads
+// it once as a list by the same selector after the watch opens; events not newer than that read
+// are dropped, so every consumer sees the object as one ordered stream and never goes back in
+// time. A free Lease (empty holder) is taken as soon as its event arrives.
 // A held Lease is taken once its record has stayed unchanged for its leaseDurationSeconds,
 // measured on the waiter's own clock from the moment the waiter observed the record change; a
 // timer set to that moment replaces polling. The holder's timestamps are never compared with the
@@ -53,6 +55,24 @@
 //     does in the instant before cannot be prevented by a lock. Fencing tokens can: see Token.
 //   - Anyone with update rights on the Lease can overwrite it; the holder notices at its next
 //     renewal.
+//   - A Timings value that cannot work is refused: RetryPeriod below MinRetryPeriod (100 ms), a
+//     margin below MinMargin (1 s). The error names the field and hints at the unit when a
+//     value looks like seconds written as a bare time.Duration.
+//
+// # Deletion and re-creation
+//
+// Anyone with delete rights can delete the Lease while it is held (kubectl delete lease). The
+// holder learns of it only at its next renewal, up to RetryPeriod later, and works on until then.
+// So a waiter that saw a held record deleted treats the deletion like that record: it creates the
+// Lease only once the record would have expired (observed time plus its duration, on the
+// waiter's clock), exactly as long as it would have waited for the record itself, and the
+// argument above holds unchanged. A deletion nobody observed (a candidate that first reads the
+// Lease after it) cannot be known: that candidate creates the Lease at once, and the old holder
+// may overlap it by up to RetryPeriod plus its work's stopping time. Do not delete a held Lease.
+//
+// A term owns a record only if holder and token match: the token is the object's UID with the
+// transition count, so a Lease deleted and created again under the same identity and count is
+// another object, and the old term neither renews nor releases it; its next renewal ends it.
 //
 // # Tokens
 //
@@ -60,31 +80,43 @@
 // acquisition, also when the same identity acquires again. Release keeps the count and never
 // deletes the Lease, so each term's Seq is greater than all earlier ones. A storage system that
 // records the highest Seq it has accepted and refuses lower ones rejects the writes of a holder
-// whose term has ended, including one that was paused. Deleting the Lease resets the count.
+// whose term has ended, including one that was paused. Deleting the Lease resets its count; a
+// Lease value creates it again with a count one above the highest it has seen, so tokens keep
+// growing across a deletion whenever the creator saw the deleted record. After a deletion nobody
+// saw, the count may start lower, and a fencing store refuses the new leader until it passes the
+// old count: fencing errs on the side of refusing.
 //
 // # Release
 //
 // Release clears the holder with a compare-and-swap on the resourceVersion the term last wrote.
 // If that version is gone, the Lease is read again and cleared only if it still records this
-// term (same holder and transition count). A newer holder's record is never touched. Release
+// term (same holder and token). A newer holder's record is never touched. Release
 // after a lost term still clears a record that is this term's, which lets the next holder in
 // without waiting for expiry; call it only once the work has stopped. When the release write
 // fails (the API server is unreachable), the same Lease value remembers the term: its record
 // names a holder that has stopped, so the next Acquire on that value retakes it at once rather
-// than waiting for it to expire. Other instances, even with the same identity, wait as usual.
+// than waiting for it to expire, or creates the Lease again at once when the release found it
+// deleted. Other instances, even with the same identity, wait as usual.
 //
 // # Leader for life
 //
 // ForLife locks (NewConfigMapForLife, NewLeaderLockForLife) are objects owned by the holder's Pod
-// and collected with it. Waiters watch the lock object and its owner Pod; a lock whose owner Pod
-// is gone, replaced, or in phase Failed or Succeeded is deleted (with uid and resourceVersion
-// preconditions) and taken; a lock owned by this process's own Pod is resumed. A held term is
-// lost only when someone deletes the object. Their tokens are unique per term but not ordered.
-// See docs/leader-for-life.md.
+// and collected with it. Waiters watch the lock object and its owner Pod, the owner known by name
+// and UID, so that a Pod replaced under the same name is another owner with a watch of its own.
+// A lock whose owner Pod is gone, replaced, or in phase Failed or Succeeded is deleted (with uid
+// and resourceVersion preconditions) and taken, once a fresh read of the Pod confirms the verdict;
+// a lock owned by this process's own Pod is resumed once a read confirms the object. Within a
+// process, terms of one Pod on one lock take turns. A held term is lost only when someone deletes
+// the object. Their tokens are unique per term but not ordered. A Pod force-deleted on a node cut
+// off from the API server may still run; its lock is taken over all the same (nothing in the API
+// tells that it runs). See docs/leader-for-life.md.
 //
 // # Requests
 //
-// A waiter makes one GET and one WATCH, renewed once an hour; a holder makes one UPDATE per
-// RetryPeriod. After a failed request a waiter retries with a backoff from 100 ms that never
-// waits longer than RetryPeriod, so after an API server outage it is back within a RetryPeriod. The rights needed on leases are get, watch, create (first use only) and update.
+// A waiter makes one WATCH, renewed once an hour, and one LIST by name when the watch opens; a
+// holder makes one UPDATE per RetryPeriod. Every request but a watch is bounded: a Lease's by its
+// RenewDeadline, the leader-for-life locks' by 10 s. After a failed request a waiter retries with
+// a backoff from 100 ms that never waits longer than RetryPeriod, so after an API server outage it
+// is back within a RetryPeriod. The rights needed on leases are get, list, watch, create (first
+// use only) and update; docs/rbac.md has the Role.
 package lock
