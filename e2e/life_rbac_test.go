@@ -16,8 +16,8 @@ import (
 )
 
 // grantLifeRole binds user to the Role that docs/rbac.md gives for a ConfigMap leader-for-life
-// lock, minus the rules named in without ("get", "watch", "create", "delete" on configmaps, or
-// "pods").
+// lock, minus the rules named in without ("get", "list", "watch", "create", "delete" on
+// configmaps, or "pods").
 func grantLifeRole(t *testing.T, ns, user, lockName string, without ...string) {
 	t.Helper()
 	keep := func(verbs ...string) []string {
@@ -25,10 +25,10 @@ func grantLifeRole(t *testing.T, ns, user, lockName string, without ...string) {
 	}
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: keep("create")},
-		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{lockName}, Verbs: keep("get", "watch", "delete")},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{lockName}, Verbs: keep("get", "list", "watch", "delete")},
 	}
 	if !slices.Contains(without, "pods") {
-		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "watch"}})
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}})
 	}
 	rules = slices.DeleteFunc(rules, func(r rbacv1.PolicyRule) bool { return len(r.Verbs) == 0 })
 	bind(t, ns, user, rules)
@@ -74,8 +74,10 @@ func TestLeaderForLifeRBAC(t *testing.T) {
 	tests := []struct {
 		without, user, wantVerb, wantResource string
 		heldByAnother                         bool
+		try                                   bool // the verb is used by TryAcquire (get), not by waiting
 	}{
-		{without: "get", user: "life-no-get", wantVerb: "get", wantResource: "configmaps"},
+		{without: "get", user: "life-no-get", wantVerb: "get", wantResource: "configmaps", try: true},
+		{without: "list", user: "life-no-list", wantVerb: "list", wantResource: "configmaps"},
 		{without: "watch", user: "life-no-watch", wantVerb: "watch", wantResource: "configmaps"},
 		{without: "create", user: "life-no-create", wantVerb: "create", wantResource: "configmaps"},
 		{without: "delete", user: "life-no-delete", wantVerb: "delete", wantResource: "configmaps"},
@@ -100,7 +102,12 @@ func TestLeaderForLifeRBAC(t *testing.T) {
 			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			// Without delete the term is taken and the work runs; the release is refused.
-			err := c.election.RunAsLeader(wctx, func(context.Context) error { return nil })
+			var err error
+			if tt.try {
+				_, err = c.election.Lock().TryAcquire(wctx)
+			} else {
+				err = c.election.RunAsLeader(wctx, func(context.Context) error { return nil })
+			}
 			if !apierrors.IsForbidden(err) {
 				t.Fatalf("RunAsLeader = %v, want Forbidden", err)
 			}

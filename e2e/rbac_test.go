@@ -18,7 +18,7 @@ import (
 )
 
 // grantLeaseRole binds user to the Role that docs/rbac.md gives for a Lease lock, minus the verbs
-// in without: create unrestricted, get, watch and update on the lock's name only.
+// in without: create unrestricted, get, list, watch and update on the lock's name only.
 func grantLeaseRole(t *testing.T, ns, user, lockName string, without ...string) {
 	t.Helper()
 	keep := func(verbs ...string) []string {
@@ -26,7 +26,7 @@ func grantLeaseRole(t *testing.T, ns, user, lockName string, without ...string) 
 	}
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: keep("create")},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{lockName}, Verbs: keep("get", "watch", "update")},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{lockName}, Verbs: keep("get", "list", "watch", "update")},
 	}
 	rules = slices.DeleteFunc(rules, func(r rbacv1.PolicyRule) bool { return len(r.Verbs) == 0 })
 	bind(t, ns, user, rules)
@@ -60,8 +60,10 @@ func TestRBAC(t *testing.T) {
 	tests := []struct {
 		user, verb  string
 		leaseExists bool // update is only needed, and create only tried, as the Lease's state requires
+		try         bool // the verb is used by TryAcquire (get), not by waiting
 	}{
-		{user: "lease-no-get", verb: "get"},
+		{user: "lease-no-get", verb: "get", try: true},
+		{user: "lease-no-list", verb: "list"},
 		{user: "lease-no-watch", verb: "watch"},
 		{user: "lease-no-create", verb: "create"},
 		{user: "lease-no-update", verb: "update", leaseExists: true},
@@ -80,7 +82,12 @@ func TestRBAC(t *testing.T) {
 			c := newCandidate(t, tt.user, ns, lockName, "x", fast)
 			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			err := c.election.RunAsLeader(wctx, func(context.Context) error { return nil })
+			var err error
+			if tt.try {
+				_, err = c.lease.TryAcquire(wctx)
+			} else {
+				err = c.election.RunAsLeader(wctx, func(context.Context) error { return nil })
+			}
 			var apiErr *lock.APIError
 			if !apierrors.IsForbidden(err) || !errors.As(err, &apiErr) || apiErr.Op != tt.verb {
 				t.Fatalf("RunAsLeader = %v, want a Forbidden APIError on %s", err, tt.verb)

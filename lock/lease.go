@@ -96,14 +96,14 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 	switch {
 	case apierrors.IsNotFound(err):
 		cur = nil
-		if g := l.goneInForce(); g != nil {
-			return nil, &HeldError{Lock: l.String(), Holder: g.record.holder}
-		}
 	case err != nil:
 		return nil, &APIError{Lock: l.String(), Op: "get", Err: err}
 	case recordOf(cur).holder != "":
 		l.saw(cur)
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
+	}
+	if g := l.goneInForce(); g != nil {
+		return nil, &HeldError{Lock: l.String(), Holder: g.record.holder}
 	}
 	sent := l.o.clock.Now()
 	written, err := l.write(ctx, cur, l.newRecord(cur, sent))
@@ -167,12 +167,11 @@ func (l *Lease) newRecord(cur *coordinationv1.Lease, sent time.Time) leaseRecord
 	}
 }
 
-// saw notes a record of the Lease: its transition count, and that the Lease exists again.
+// saw notes the transition count of a record of the Lease.
 func (l *Lease) saw(cur *coordinationv1.Lease) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seen = max(l.seen, recordOf(cur).transitions)
-	l.gone = nil
 }
 
 // Observe calls fn each time the Lease's holder or term changes; see Lock.

@@ -173,7 +173,7 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 		l.o.log.Info("lease expired, taking over", zap.String("holder", c.record.holder),
 			zap.Duration("unchangedFor", clk.Since(c.observedAt)))
 	}
-	if c.lease == nil {
+	if !ownWrite && (c.lease == nil || !l.reclaimable(c.lease)) {
 		if g := l.goneInForce(); g != nil {
 			if !c.waitedForGone {
 				l.o.log.Info("the lease was deleted while held; waiting until its record would have expired",

@@ -10,7 +10,8 @@ import (
 // (kubectl delete lease) while someone held it. Its holder does not learn of the deletion until
 // its next renewal, up to a RetryPeriod later, and keeps working until then; what it may do is
 // bounded only by the record it wrote. So the deletion of a held record is treated like that
-// record: the Lease is not created again before the record would have expired, as observed here.
+// record: until the record would have expired, as observed here, this value neither creates the
+// Lease again nor takes a free record of a Lease that someone created again meanwhile.
 type goneRecord struct {
 	record  leaseRecord
 	id      string    // the deleted term's token ID
@@ -27,7 +28,9 @@ func (l *Lease) noteGone(cur *coordinationv1.Lease, observedAt time.Time, validF
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seen = max(l.seen, rec.transitions)
-	l.gone = &goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor)}
+	if l.gone == nil || observedAt.Add(validFor).After(l.gone.expires) {
+		l.gone = &goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor)}
+	}
 }
 
 // goneInForce is the deleted record that still binds this value's candidates, nil if none. The

@@ -10,6 +10,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -244,5 +245,34 @@ func TestObserveNeverGoesBackInTime(t *testing.T) {
 	cancel()
 	if err := kubefake.Receive(t, done, "Observe to return"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestAFreeLeaseCreatedAgainAfterADeletionWaitsForTheDeletedRecord(t *testing.T) {
+	// kubectl delete lease, then kubectl apply of an empty Lease: the new object is free, but the
+	// old holder works on until its next renewal. The waiter must still wait for the old record.
+	env := kubefake.NewEnv(leaseObject(rival, 5, kubefake.Epoch))
+	l := newTestLease(t, env, me)
+	res := acquireAsync(context.Background(), l)
+	env.Await(t, "the expiry timer", func() bool { return env.Clock.Waiters() == 1 })
+	deleteLease(t, env)
+	env.Await(t, "the deletion noted", func() bool { return l.goneInForce() != nil })
+	timers := env.Clock.TimersCreated()
+	if err := env.Tracker.Create(leases, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: testName, Namespace: testNS}}, testNS); err != nil {
+		t.Fatal(err)
+	}
+	env.Await(t, "a timer for the deleted record", func() bool { return env.Clock.TimersCreated() > timers && env.Clock.Waiters() == 1 })
+	env.Clock.Step(15*time.Second - time.Millisecond)
+	if n := countActions(env, "update"); n != 0 {
+		t.Fatalf("%d updates before the deleted record expired", n)
+	}
+	env.Clock.Step(time.Millisecond)
+	got := kubefake.Receive(t, res, "the acquisition")
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	defer releaseTerm(t, got.term)
+	if got.term.Token().Seq != 6 {
+		t.Errorf("token %d, want 6", got.term.Token().Seq)
 	}
 }
