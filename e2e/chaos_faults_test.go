@@ -9,7 +9,9 @@ import (
 	"syscall"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/regent-k8s/regent/e2e/chaos"
@@ -26,14 +28,17 @@ const (
 	faultPartition faultKind = "partition" // the leader is cut off from the API server past its lease
 	faultAPIServer faultKind = "apiserver" // the API server restarts
 	faultEtcd      faultKind = "etcd"      // etcd restarts
+	faultDelete    faultKind = "delete"    // kubectl delete lease while the leader works
+	faultRecreate  faultKind = "recreate"  // the Lease deleted and at once created again, empty
 )
 
-var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd}
+var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd, faultDelete, faultRecreate}
 
 // faultResult is what one fault did.
 type faultResult struct {
 	kind      faultKind
 	at        time.Time // when the fault was injected, on the wall clock (to match worker logs)
+	atMono    int64     // the same instant on the timeline's clock
 	victim    string    // the worker faulted; empty for control-plane restarts
 	victimLib string
 	// recovery is how long after the fault (for restarts: after the API server accepted a write
@@ -43,6 +48,9 @@ type faultResult struct {
 	// accepted after a frozen victim resumed (SIGCONT).
 	stale, resumed int
 	lost           bool // the victim reported its term lost
+	// fenced names the library of a new term whose every write the sink refused after a deletion
+	// (its token restarted below the old one); the sink's fence was then reset to go on.
+	fenced string
 }
 
 func (r faultResult) String() string {
@@ -53,8 +61,11 @@ func (r faultResult) String() string {
 	if r.kind == faultStop {
 		s += fmt.Sprintf(" accepted after resuming %d, reported lost %v", r.resumed, r.lost)
 	}
-	if r.kind == faultPartition {
+	if r.kind == faultPartition || r.kind == faultDelete || r.kind == faultRecreate {
 		s += fmt.Sprintf(" reported lost %v", r.lost)
+	}
+	if r.fenced != "" {
+		s += fmt.Sprintf(", the next term (%s) was fenced out", r.fenced)
 	}
 	return s
 }
@@ -105,7 +116,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
 	before, victim := f.leader()
-	res := faultResult{kind: kind, at: time.Now()}
+	res := faultResult{kind: kind, at: time.Now(), atMono: chaos.Now()}
 	if kind == faultAPIServer || kind == faultEtcd {
 		readyAt := f.restart(ctx, rng, kind)
 		_, w, err := f.sink.Await(ctx, func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt })
@@ -132,8 +143,29 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		if err := victim.link.Cut(); err != nil {
 			f.t.Fatal(err)
 		}
+	case faultDelete, faultRecreate:
+		f.deleteLease(ctx, kind == faultRecreate)
 	}
-	_, w, err := f.sink.Await(ctx, func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before })
+	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
+	var w chaos.TermWrites
+	var err error
+	if kind == faultDelete || kind == faultRecreate {
+		// The Lease's count restarts with the deletion. A new term whose token is below the old
+		// one is refused by the sink, as any fencing store would; note whose it was, and reset
+		// the fence so that the fleet can go on.
+		dctx, dcancel := context.WithTimeout(ctx, fast.LeaseDuration+2*time.Second)
+		_, w, err = f.sink.Await(dctx, newTerm)
+		dcancel()
+		if err != nil {
+			if out := f.sink.FencedOut(before); len(out) > 0 {
+				res.fenced = f.libraryOf(out[0].Who)
+				f.sink.Reset()
+				_, w, err = f.sink.Await(ctx, newTerm)
+			}
+		}
+	} else {
+		_, w, err = f.sink.Await(ctx, newTerm)
+	}
 	if err != nil {
 		f.t.Fatalf("%s: no new leader after %s of %s", f.name, kind, victim.id)
 	}
@@ -142,6 +174,8 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	case faultKill, faultTerm:
 		f.reap(victim)
 		f.spawn(victim.library) // a replacement, as a Deployment would start
+	case faultDelete, faultRecreate:
+		f.awaitTermEnd(victim) // the old holder learns of the deletion at its next renewal
 	case faultStop, faultPartition:
 		// The fault lasts past the lease, and a little longer.
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
@@ -192,6 +226,33 @@ func (f *chaosFleet) restart(ctx context.Context, rng *rand.Rand, kind faultKind
 		}
 		time.Sleep(20 * time.Millisecond) // polls the API server, not the code under test
 	}
+}
+
+// deleteLease deletes the fleet's Lease as kubectl delete would, and with recreate creates an
+// empty one at once, as kubectl apply of a bare manifest would.
+func (f *chaosFleet) deleteLease(ctx context.Context, recreate bool) {
+	f.t.Helper()
+	leases := cp.Client(controlplane.AdminUser).CoordinationV1().Leases(f.ns)
+	if err := leases.Delete(ctx, chaosLease, metav1.DeleteOptions{}); err != nil {
+		f.t.Fatalf("delete the lease: %v", err)
+	}
+	if recreate {
+		if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: chaosLease}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			f.t.Fatalf("create the lease again: %v", err)
+		}
+	}
+}
+
+// chaosLease is the name of the Lease the chaos workers campaign for (the worker's default).
+const chaosLease = "chaos"
+
+func (f *chaosFleet) libraryOf(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if w := f.workers[id]; w != nil {
+		return w.library
+	}
+	return "?"
 }
 
 // awaitTermEnd waits until the worker's open term, if any, has ended.

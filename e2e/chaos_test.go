@@ -31,15 +31,18 @@ var fleetSpecs = map[string][]string{
 // TestChaos runs fleets of worker processes on one Lease each (3 s / 2 s / 0.5 s timings) and
 // injects faults at random into the leader or the control plane: SIGKILL, SIGTERM, SIGSTOP past
 // the lease then SIGCONT, a network partition between the leader and the API server past the
-// lease, an API server restart and an etcd restart. The same fault plan runs against a regent
-// fleet, a client-go fleet and a mixed fleet, one after the other on the same API server.
+// lease, an API server restart, an etcd restart, and the Lease deleted while the leader works
+// (kubectl delete lease), alone or at once created again empty. The same fault plan runs against
+// a regent fleet, a client-go fleet and a mixed fleet, one after the other on the same API server.
 //
 // For regent it checks: no two terms overlap, except that a frozen process's term is judged by
 // the fencing sink instead (it accepted nothing from the resumed leader, which reported its term
-// lost); a partitioned leader reports its term lost; every fault is followed by a leader's write
-// within the lease duration plus 1 s (after the restarted server is back, for restarts); no
-// worker exits unless told to, and none leaves goroutines behind. In the mixed fleet, no term of
-// a regent worker may overlap a later term. client-go's figures are reported beside regent's.
+// lost); a partitioned leader, and a leader whose Lease was deleted, report their terms lost;
+// after a deletion the next regent term's writes are accepted by the sink; every fault is
+// followed by a leader's write within the lease duration plus 1 s (after the restarted server is
+// back, for restarts); no worker exits unless told to, and none leaves goroutines behind. In the
+// mixed fleet, no term of a regent worker may overlap a later term, except a client-go term that
+// created the Lease after a deletion. client-go's figures are reported beside regent's.
 func TestChaos(t *testing.T) {
 	weights, err := parseWeights(*chaosWeights)
 	if err != nil {
@@ -100,7 +103,13 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 
 	regentOnly := !slices.Contains(libs, "client-go")
 	for _, o := range overlaps {
-		if o.Earlier.Library == "regent" {
+		switch {
+		case o.Earlier.Library != "regent":
+		case o.Later.Library != "regent" && startedAfterDeletion(o.Later, results):
+			// client-go creates a deleted Lease at once, while the old holder still works: the
+			// overlap is the successor's doing, not the regent holder's.
+			t.Logf("overlap after a Lease deletion, started by client-go: %v", o)
+		default:
 			t.Errorf("overlap: %v", o)
 		}
 	}
@@ -117,6 +126,12 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 		if r.kind == faultPartition && !r.lost {
 			t.Errorf("%v: the partitioned leader did not report its term lost", r)
 		}
+		if (r.kind == faultDelete || r.kind == faultRecreate) && !r.lost {
+			t.Errorf("%v: the leader whose Lease was deleted did not report its term lost", r)
+		}
+		if r.fenced == "regent" {
+			t.Errorf("%v: a regent term after the deletion was refused by the fencing sink", r)
+		}
 	}
 	for _, in := range incidents {
 		if in.library == "regent" {
@@ -126,6 +141,18 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 		}
 	}
 	return results, summarize(name, results, terms, overlaps, f.sink.Rejected(), len(incidents))
+}
+
+// startedAfterDeletion reports whether term began within a lease duration (plus a second) after a
+// fault that deleted the Lease.
+func startedAfterDeletion(term chaos.Term, results []faultResult) bool {
+	for _, r := range results {
+		if (r.kind == faultDelete || r.kind == faultRecreate) && term.Start >= r.atMono &&
+			time.Duration(term.Start-r.atMono) <= fast.LeaseDuration+time.Second {
+			return true
+		}
+	}
+	return false
 }
 
 // summarize is one fleet's paragraph of the suite's summary.
@@ -139,7 +166,7 @@ func summarize(name string, results []faultResult, terms []chaos.Term, overlaps 
 		name, len(results), len(terms), max(len(terms)-1, 0), len(overlaps), longest.Round(time.Millisecond), rejected, incidents)
 	for _, kind := range faultKinds {
 		var rec []time.Duration
-		stale, resumed, lost := 0, 0, 0
+		stale, resumed, lost, fenced := 0, 0, 0, 0
 		for _, r := range results {
 			if r.kind != kind {
 				continue
@@ -149,6 +176,9 @@ func summarize(name string, results []faultResult, terms []chaos.Term, overlaps 
 			resumed += r.resumed
 			if r.lost {
 				lost++
+			}
+			if r.fenced != "" {
+				fenced++
 			}
 		}
 		if len(rec) == 0 {
@@ -160,6 +190,8 @@ func summarize(name string, results []faultResult, terms []chaos.Term, overlaps 
 			fmt.Fprintf(&b, ", accepted after resuming %d, reported lost %d/%d", resumed, lost, len(rec))
 		case faultPartition:
 			fmt.Fprintf(&b, ", reported lost %d/%d", lost, len(rec))
+		case faultDelete, faultRecreate:
+			fmt.Fprintf(&b, ", reported lost %d/%d, next term fenced out %d", lost, len(rec), fenced)
 		}
 		b.WriteString("\n")
 	}

@@ -14,8 +14,8 @@ var cp *controlplane.ControlPlane
 
 // rbacUsers are ordinary users that the RBAC tests grant rights to.
 var rbacUsers = []string{
-	"lease-full", "lease-no-get", "lease-no-watch", "lease-no-create", "lease-no-update",
-	"life-full", "life-no-get", "life-no-watch", "life-no-create", "life-no-delete", "life-no-pods",
+	"lease-full", "lease-no-get", "lease-no-list", "lease-no-watch", "lease-no-create", "lease-no-update",
+	"life-full", "life-no-get", "life-no-list", "life-no-watch", "life-no-create", "life-no-delete", "life-no-pods",
 }
 
 func TestMain(m *testing.M) {

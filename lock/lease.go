@@ -10,6 +10,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
@@ -32,6 +33,9 @@ type Lease struct {
 	seen int32
 	// gone is the last held record this value saw deleted, while it may still be in force.
 	gone *goneRecord
+	// lastUID is the UID of the last Lease object this value saw; a Lease found absent, or with
+	// another UID, by a candidate that did not see the change means a deletion it did not see.
+	lastUID types.UID
 
 	contention contention // how often this value lost races for the free Lease
 }
@@ -102,6 +106,7 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 		l.saw(cur)
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
 	}
+	l.noteUnseenDeletion(cur)
 	if g := l.goneInForce(); g != nil {
 		return nil, &HeldError{Lock: l.String(), Holder: g.record.holder}
 	}
@@ -167,11 +172,12 @@ func (l *Lease) newRecord(cur *coordinationv1.Lease, sent time.Time) leaseRecord
 	}
 }
 
-// saw notes the transition count of a record of the Lease.
+// saw notes a record of the Lease: its transition count and its object's UID.
 func (l *Lease) saw(cur *coordinationv1.Lease) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seen = max(l.seen, recordOf(cur).transitions)
+	l.lastUID = cur.UID
 }
 
 // Observe calls fn each time the Lease's holder or term changes; see Lock.

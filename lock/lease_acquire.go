@@ -95,13 +95,23 @@ type pendingWrite struct {
 
 func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 	var rec leaseRecord
+	switch {
+	case !c.known:
+		// The first read: a Lease object other than the last this value saw (or none) was
+		// deleted unseen.
+		var cur *coordinationv1.Lease
+		if o.exists {
+			cur = o.obj
+		}
+		c.l.noteUnseenDeletion(cur)
+	case c.lease != nil && (!o.exists || o.obj.UID != c.lease.UID) && !c.ownPending():
+		// The Lease was deleted (and perhaps created again): its last record, which this
+		// candidate followed, may still be in force (see goneRecord).
+		c.l.noteGone(c.lease, c.observedAt, c.validFor())
+	}
 	if o.exists {
 		rec = recordOf(o.obj)
 		c.l.saw(o.obj)
-	} else if c.lease != nil && !c.ownPending() {
-		// The Lease was deleted, or a fresh read finds it gone: its last record may still be
-		// in force (see goneRecord).
-		c.l.noteGone(c.lease, c.observedAt, c.validFor())
 	}
 	sameVersion := c.known && (c.lease != nil) == o.exists && (!o.exists || o.obj.ResourceVersion == c.lease.ResourceVersion)
 	if !sameVersion {

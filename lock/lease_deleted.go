@@ -4,6 +4,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // goneRecord is a held record of the Lease that this value saw disappear: the Lease was deleted
@@ -22,14 +23,41 @@ type goneRecord struct {
 // valid for validFor from then. A free record, or one that has already expired, binds no one.
 func (l *Lease) noteGone(cur *coordinationv1.Lease, observedAt time.Time, validFor time.Duration) {
 	rec := recordOf(cur)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lastUID = absentUID // seen going: no deletion unseen
 	if rec.holder == "" || !l.o.clock.Now().Before(observedAt.Add(validFor)) {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.seen = max(l.seen, rec.transitions)
 	if l.gone == nil || observedAt.Add(validFor).After(l.gone.expires) {
 		l.gone = &goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor)}
+	}
+}
+
+// absentUID stands for "the Lease was absent" as the last thing this value saw of it.
+const absentUID types.UID = "(absent)"
+
+// noteUnseenDeletion is called when a candidate reads the Lease without having followed it: cur
+// is what it read (nil: absent). If this value saw another Lease object before, that object was
+// deleted at a moment this value does not know, and its last record, unknown too, may still be
+// in force: so nothing is written before a whole LeaseDuration from now, the longest any record
+// of this lock's candidates binds (the deleted Lease's holder stops by its RenewDeadline).
+func (l *Lease) noteUnseenDeletion(cur *coordinationv1.Lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	uid := absentUID
+	if cur != nil {
+		uid = cur.UID
+	}
+	last := l.lastUID
+	l.lastUID = uid
+	if last == "" || last == uid {
+		return
+	}
+	expires := l.o.clock.Now().Add(l.o.timings.LeaseDuration)
+	if l.gone == nil || expires.After(l.gone.expires) {
+		l.gone = &goneRecord{record: leaseRecord{holder: "(unknown: the Lease was deleted unseen)"}, expires: expires}
 	}
 }
 

@@ -81,16 +81,23 @@ func TestADeletedFreeLeaseIsCreatedAtOnce(t *testing.T) {
 	}
 }
 
-func TestAHolderWhoseLeaseWasDeletedCreatesItAgainWithAGreaterToken(t *testing.T) {
+func TestAHolderWhoseLeaseWasDeletedWaitsALeaseDurationThenCreatesItWithAGreaterToken(t *testing.T) {
+	// The holder learns of the deletion at its next renewal. Others may have created the Lease
+	// and lost it again since, unseen by this value: the absent Lease binds it for a whole
+	// LeaseDuration from the moment it finds it absent.
 	env := kubefake.NewEnv()
 	l, term := holdLease(t, env)
 	deleteLease(t, env)
 	env.Clock.Step(l.Timings().RetryPeriod)
 	kubefake.Receive(t, term.Lost(), "the term to be lost")
-	releaseTerm(t, term) // the work has stopped: the deleted record binds no one
+	releaseTerm(t, term)
+	if _, err := l.TryAcquire(context.Background()); !errors.Is(err, ErrHeld) {
+		t.Fatalf("TryAcquire right after the unseen deletion = %v, want ErrHeld", err)
+	}
+	env.Clock.Step(l.Timings().LeaseDuration)
 	again, err := l.TryAcquire(context.Background())
 	if err != nil {
-		t.Fatalf("TryAcquire after the deletion: %v", err)
+		t.Fatalf("TryAcquire a LeaseDuration after the deletion: %v", err)
 	}
 	defer releaseTerm(t, again)
 	if again.Token().Seq != 2 {
@@ -274,5 +281,39 @@ func TestAFreeLeaseCreatedAgainAfterADeletionWaitsForTheDeletedRecord(t *testing
 	defer releaseTerm(t, got.term)
 	if got.term.Token().Seq != 6 {
 		t.Errorf("token %d, want 6", got.term.Token().Seq)
+	}
+}
+
+func TestADeletionThisValueDidNotSeeBindsItForALeaseDuration(t *testing.T) {
+	// This value knew the Lease (it held it once). While it was not following the Lease, the
+	// Lease was deleted and created again, free, by someone else: a rival may have held the
+	// deleted one and may still work. The next Acquire must not take the free record at once.
+	for _, recreate := range []bool{false, true} {
+		t.Run(map[bool]string{false: "absent", true: "created again free"}[recreate], func(t *testing.T) {
+			env := kubefake.NewEnv()
+			l, term := holdLease(t, env)
+			releaseTerm(t, term)
+			deleteLease(t, env)
+			if recreate {
+				if err := env.Tracker.Create(leases, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: testName, Namespace: testNS}}, testNS); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := acquireAsync(context.Background(), l)
+			env.Await(t, "the wait for the unseen deletion", func() bool { return env.Clock.Waiters() == 1 })
+			env.Clock.Step(l.Timings().LeaseDuration - time.Millisecond)
+			if n := countActions(env, "create") + countActions(env, "update"); n != 2 { // the first term's create and release
+				t.Fatalf("%d writes before a LeaseDuration passed, want none after the release", n-2)
+			}
+			env.Clock.Step(time.Millisecond)
+			got := kubefake.Receive(t, res, "the acquisition")
+			if got.err != nil {
+				t.Fatal(got.err)
+			}
+			defer releaseTerm(t, got.term)
+			if got.term.Token().Seq != 2 {
+				t.Errorf("token %d, want 2", got.term.Token().Seq)
+			}
+		})
 	}
 }

@@ -73,6 +73,27 @@ func (s *Sink) Write(k TermKey) bool {
 	return true
 }
 
+// FencedOut lists the terms other than except whose every write was refused.
+func (s *Sink) FencedOut(except TermKey) []TermKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []TermKey
+	for k, tw := range s.terms {
+		if k != except && tw.Accepted == 0 && tw.Rejected > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Reset forgets the highest token accepted, as an operator resets a store's fence: the next write
+// is accepted whatever its token. The counts of every term are kept.
+func (s *Sink) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.any, s.highest = false, TermKey{}
+}
+
 // Writes returns what term k wrote.
 func (s *Sink) Writes(k TermKey) TermWrites {
 	s.mu.Lock()
