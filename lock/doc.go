@@ -66,9 +66,13 @@
 // So a waiter that saw a held record deleted treats the deletion like that record: it creates the
 // Lease only once the record would have expired (observed time plus its duration, on the
 // waiter's clock), exactly as long as it would have waited for the record itself, and the
-// argument above holds unchanged. A deletion nobody observed (a candidate that first reads the
-// Lease after it) cannot be known: that candidate creates the Lease at once, and the old holder
-// may overlap it by up to RetryPeriod plus its work's stopping time. Do not delete a held Lease.
+// argument above holds unchanged; a free record of a Lease created again meanwhile is not taken
+// before then either. A Lease value that knew the Lease and finds it absent, or replaced by
+// another object, without having followed the change (its watch was down) writes nothing for a
+// whole LeaseDuration from then. A deletion no Lease value knew of (a process that first reads
+// the Lease after it) cannot be known: that candidate creates the Lease at once, and the old
+// holder may overlap it by up to RetryPeriod plus its work's stopping time. Do not delete a
+// held Lease.
 //
 // A term owns a record only if holder and token match: the token is the object's UID with the
 // transition count, so a Lease deleted and created again under the same identity and count is
@@ -82,9 +86,9 @@
 // records the highest Seq it has accepted and refuses lower ones rejects the writes of a holder
 // whose term has ended, including one that was paused. Deleting the Lease resets its count; a
 // Lease value creates it again with a count one above the highest it has seen, so tokens keep
-// growing across a deletion whenever the creator saw the deleted record. After a deletion nobody
-// saw, the count may start lower, and a fencing store refuses the new leader until it passes the
-// old count: fencing errs on the side of refusing.
+// growing across a deletion whenever the creator saw the deleted record. After a deletion the
+// creator never knew of, the count may start lower, and a fencing store refuses the new leader
+// until it passes the old count: fencing errs on the side of refusing.
 //
 // # Release
 //
