@@ -90,11 +90,11 @@ func podOwner(obj metav1.Object) *metav1.OwnerReference {
 func lifeToken(obj metav1.Object) Token { return Token{ID: string(obj.GetUID())} }
 
 func (l *lifeLock[T]) watcher() *objectWatcher[T] {
-	return &objectWatcher[T]{name: l.name, list: l.store.list, watch: l.store.watch, clock: l.o.clock, log: l.o.log}
+	return &objectWatcher[T]{name: l.name, list: l.store.list, watch: l.store.watch, clock: l.o.clock, log: l.o.log, timeout: l.o.requestTimeout}
 }
 
 func (l *lifeLock[T]) podWatcher(name string) *objectWatcher[*corev1.Pod] {
-	return &objectWatcher[*corev1.Pod]{name: name, list: listPods(l.pods), watch: l.pods.Watch, clock: l.o.clock, log: l.o.log}
+	return &objectWatcher[*corev1.Pod]{name: name, list: listPods(l.pods), watch: l.pods.Watch, clock: l.o.clock, log: l.o.log, timeout: l.o.requestTimeout}
 }
 
 // lifeTurns holds one turn for each leader-for-life lock object and Pod in this process: the
@@ -119,7 +119,7 @@ func (l *lifeLock[T]) endTurnWith(turn chan struct{}, term *Term) {
 
 // create makes the lock object for this process's Pod.
 func (l *lifeLock[T]) create(ctx context.Context) (*Term, error) {
-	obj, err := bounded(ctx, requestTimeout, func(ctx context.Context) (T, error) {
+	obj, err := bounded(ctx, l.o.requestTimeout, func(ctx context.Context) (T, error) {
 		return l.store.create(ctx, l.store.newObject(l.namespace, l.name, l.o.identity, l.ownerRef()))
 	})
 	if err != nil {
@@ -143,7 +143,7 @@ func (l *lifeLock[T]) staleReason(ctx context.Context, owner *metav1.OwnerRefere
 		}
 		return fmt.Sprintf("its owner pod %s is in phase %s (%s): its containers have stopped", owner.Name, pod.Status.Phase, reason), nil
 	case l.o.notReadyTakeover && pod.Spec.NodeName != "":
-		node, err := bounded(ctx, requestTimeout, func(ctx context.Context) (*corev1.Node, error) {
+		node, err := bounded(ctx, l.o.requestTimeout, func(ctx context.Context) (*corev1.Node, error) {
 			return l.nodes.Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
 		})
 		if err != nil {
@@ -165,7 +165,7 @@ func (l *lifeLock[T]) staleReason(ctx context.Context, owner *metav1.OwnerRefere
 // object that was judged (uid and resourceVersion).
 func (l *lifeLock[T]) deleteStale(ctx context.Context, obj T, reason string) error {
 	uid, rv := obj.GetUID(), obj.GetResourceVersion()
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, l.o.requestTimeout)
 	defer cancel()
 	err := l.store.delete(ctx, l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 	switch {
@@ -197,7 +197,7 @@ func (l *lifeLock[T]) TryAcquire(ctx context.Context) (term *Term, err error) {
 	}
 	defer func() { l.endTurnWith(turn, term) }()
 	for attempt := 0; ; attempt++ {
-		cur, err := bounded(ctx, requestTimeout, func(ctx context.Context) (T, error) {
+		cur, err := bounded(ctx, l.o.requestTimeout, func(ctx context.Context) (T, error) {
 			return l.store.get(ctx, l.name, metav1.GetOptions{})
 		})
 		switch {
@@ -220,7 +220,7 @@ func (l *lifeLock[T]) TryAcquire(ctx context.Context) (term *Term, err error) {
 		if owner == nil || attempt > 0 {
 			return nil, &HeldError{Lock: l.String(), Holder: l.store.holder(cur)}
 		}
-		pod, err := bounded(ctx, requestTimeout, func(ctx context.Context) (*corev1.Pod, error) {
+		pod, err := bounded(ctx, l.o.requestTimeout, func(ctx context.Context) (*corev1.Pod, error) {
 			return l.pods.Get(ctx, owner.Name, metav1.GetOptions{})
 		})
 		if err != nil && !apierrors.IsNotFound(err) {

@@ -123,7 +123,7 @@ func (w *lifeWaiter[T]) act(ctx, wctx context.Context) (*Term, error) {
 	case owner.UID == l.pod.UID:
 		w.stopOwnerWatch()
 		// Resume only what a fresh read confirms: the same object, still there.
-		cur, err := bounded(ctx, requestTimeout, func(ctx context.Context) (T, error) {
+		cur, err := bounded(ctx, w.l.o.requestTimeout, func(ctx context.Context) (T, error) {
 			return l.store.get(ctx, l.name, metav1.GetOptions{})
 		})
 		switch {
@@ -149,7 +149,7 @@ func (w *lifeWaiter[T]) act(ctx, wctx context.Context) (*Term, error) {
 	}
 	// Deleting another holder's lock is the one step that cannot be undone: confirm the verdict
 	// on a fresh read of the owner Pod rather than act on what the watch has delivered so far.
-	pod, err := bounded(ctx, requestTimeout, func(ctx context.Context) (*corev1.Pod, error) {
+	pod, err := bounded(ctx, w.l.o.requestTimeout, func(ctx context.Context) (*corev1.Pod, error) {
 		return l.pods.Get(ctx, owner.Name, metav1.GetOptions{})
 	})
 	if err != nil && !apierrors.IsNotFound(err) {

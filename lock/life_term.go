@@ -88,7 +88,7 @@ func (lt *lifeTerm[T]) release(ctx context.Context) error {
 		return nil
 	}
 	uid := lt.obj.GetUID()
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, lt.l.o.requestTimeout)
 	defer cancel()
 	err := lt.l.store.delete(ctx, lt.l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 	switch {

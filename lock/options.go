@@ -77,6 +77,8 @@ type options struct {
 	log      *zap.Logger
 
 	onRenew func(Renewal)
+	// requestTimeout bounds the leader-for-life locks' requests (see requestTimeout).
+	requestTimeout time.Duration
 
 	// Leader-for-life locks only.
 	blockOwnerDeletion bool
@@ -90,6 +92,8 @@ func defaultOptions() options {
 		timings:  DefaultTimings,
 		clock:    clock.RealClock{},
 		log:      zap.NewNop(),
+
+		requestTimeout: requestTimeout,
 	}
 }
 
