@@ -51,6 +51,8 @@ type faultResult struct {
 	// fenced names the library of a new term whose every write the sink refused after a deletion
 	// (its token restarted below the old one); the sink's fence was then reset to go on.
 	fenced string
+	// kept is set when the leader whose Lease was deleted created it again and kept its term.
+	kept bool
 }
 
 func (r faultResult) String() string {
@@ -66,6 +68,9 @@ func (r faultResult) String() string {
 	}
 	if r.fenced != "" {
 		s += fmt.Sprintf(", the next term (%s) was fenced out", r.fenced)
+	}
+	if r.kept {
+		s += ", the leader created the Lease again and kept its term"
 	}
 	return s
 }
@@ -161,6 +166,12 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 				res.fenced = f.libraryOf(out[0].Who)
 				f.sink.Reset()
 				_, w, err = f.sink.Await(ctx, newTerm)
+			} else if term, open := f.timeline.Open(victim.id); open && term.Seq == before.Seq {
+				// client-go's leader creates the deleted Lease again at its next renewal and goes
+				// on in the same term, unaware: there is no new leader to wait for.
+				res.kept = true
+				res.stale = f.sink.Writes(before).Rejected
+				return res
 			}
 		}
 	} else {
@@ -175,7 +186,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		f.reap(victim)
 		f.spawn(victim.library) // a replacement, as a Deployment would start
 	case faultDelete, faultRecreate:
-		f.awaitTermEnd(victim) // the old holder learns of the deletion at its next renewal
+		f.awaitTermEnd(victim, before.Seq) // the old holder learns of the deletion at its next renewal
 	case faultStop, faultPartition:
 		// The fault lasts past the lease, and a little longer.
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
@@ -184,13 +195,13 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 			if err := victim.proc.Signal(syscall.SIGCONT); err != nil {
 				f.t.Fatal(err)
 			}
-			f.awaitTermEnd(victim)
+			f.awaitTermEnd(victim, before.Seq)
 			res.resumed = f.sink.Writes(before).Accepted - frozen
 		} else {
 			if err := victim.link.Heal(); err != nil {
 				f.t.Fatal(err)
 			}
-			f.awaitTermEnd(victim)
+			f.awaitTermEnd(victim, before.Seq)
 		}
 	}
 	res.stale = f.sink.Writes(before).Rejected
@@ -255,12 +266,13 @@ func (f *chaosFleet) libraryOf(id string) string {
 	return "?"
 }
 
-// awaitTermEnd waits until the worker's open term, if any, has ended.
-func (f *chaosFleet) awaitTermEnd(w *chaosWorker) {
+// awaitTermEnd waits until the worker's term with token seq, if open, has ended; a later term of
+// the same worker (it led again) does not count.
+func (f *chaosFleet) awaitTermEnd(w *chaosWorker, seq int64) {
 	f.t.Helper()
 	deadline := time.Now().Add(guard)
 	for {
-		if _, open := f.timeline.Open(w.id); !open {
+		if term, open := f.timeline.Open(w.id); !open || term.Seq != seq {
 			return
 		}
 		if time.Now().After(deadline) {

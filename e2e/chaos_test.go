@@ -129,6 +129,9 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 		if (r.kind == faultDelete || r.kind == faultRecreate) && !r.lost {
 			t.Errorf("%v: the leader whose Lease was deleted did not report its term lost", r)
 		}
+		if r.kept && r.victimLib == "regent" {
+			t.Errorf("%v: a regent leader kept its term after its Lease was deleted", r)
+		}
 		if r.fenced == "regent" {
 			t.Errorf("%v: a regent term after the deletion was refused by the fencing sink", r)
 		}
@@ -166,7 +169,7 @@ func summarize(name string, results []faultResult, terms []chaos.Term, overlaps 
 		name, len(results), len(terms), max(len(terms)-1, 0), len(overlaps), longest.Round(time.Millisecond), rejected, incidents)
 	for _, kind := range faultKinds {
 		var rec []time.Duration
-		stale, resumed, lost, fenced := 0, 0, 0, 0
+		stale, resumed, lost, fenced, kept := 0, 0, 0, 0, 0
 		for _, r := range results {
 			if r.kind != kind {
 				continue
@@ -180,6 +183,9 @@ func summarize(name string, results []faultResult, terms []chaos.Term, overlaps 
 			if r.fenced != "" {
 				fenced++
 			}
+			if r.kept {
+				kept++
+			}
 		}
 		if len(rec) == 0 {
 			continue
@@ -191,7 +197,7 @@ func summarize(name string, results []faultResult, terms []chaos.Term, overlaps 
 		case faultPartition:
 			fmt.Fprintf(&b, ", reported lost %d/%d", lost, len(rec))
 		case faultDelete, faultRecreate:
-			fmt.Fprintf(&b, ", reported lost %d/%d, next term fenced out %d", lost, len(rec), fenced)
+			fmt.Fprintf(&b, ", reported lost %d/%d, next term fenced out %d, term kept by re-creating the Lease %d", lost, len(rec), fenced, kept)
 		}
 		b.WriteString("\n")
 	}
