@@ -149,6 +149,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 			f.t.Fatal(err)
 		}
 	case faultDelete, faultRecreate:
+		f.awaitFollowers(victim)
 		f.deleteLease(ctx, kind == faultRecreate)
 	}
 	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
@@ -164,6 +165,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		if err != nil {
 			if out := f.sink.FencedOut(before); len(out) > 0 {
 				res.fenced = f.libraryOf(out[0].Who)
+				f.awaitTermEnd(victim, before.Seq) // or its writes would set the fence again
 				f.sink.Reset()
 				_, w, err = f.sink.Await(ctx, newTerm)
 			} else if term, open := f.timeline.Open(victim.id); open && term.Seq == before.Seq {
@@ -251,6 +253,33 @@ func (f *chaosFleet) deleteLease(ctx context.Context, recreate bool) {
 		if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: chaosLease}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			f.t.Fatalf("create the lease again: %v", err)
 		}
+	}
+}
+
+// awaitFollowers waits until every regent worker but the leader has read the Lease. regent's
+// guarantee for a deleted Lease is that a waiter which saw the deleted record waits for it; a
+// process that first reads the Lease after the deletion cannot know of it (docs/design.md). A
+// worker spawned after a kill, or one whose reads failed during a control-plane restart, may not
+// have read the Lease yet, and the deletion would then test that documented limit instead.
+func (f *chaosFleet) awaitFollowers(leader *chaosWorker) {
+	f.t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		f.mu.Lock()
+		waiting := ""
+		for _, w := range f.workers {
+			if w != leader && w.library == "regent" && w.expected.Load() == 0 && !w.following.Load() {
+				waiting = w.id
+			}
+		}
+		f.mu.Unlock()
+		if waiting == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: worker %s never read the Lease", f.name, waiting)
+		}
+		time.Sleep(10 * time.Millisecond) // polls the harness's own record of the workers' logs
 	}
 }
 

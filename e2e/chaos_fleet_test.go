@@ -28,6 +28,9 @@ type chaosWorker struct {
 	link        *netfault.Link
 	campaigning chan struct{}
 	once        sync.Once
+	// following is set when a regent worker's Acquire has read the Lease, and cleared when a
+	// term of the worker starts.
+	following atomic.Bool
 	lost        atomic.Int32 // terms the worker reported lost
 	// expected is the signal the harness sent to end the process, 0 while none was sent.
 	expected atomic.Int32
@@ -137,7 +140,10 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 	switch l.Msg {
 	case "campaigning":
 		w.once.Do(func() { close(w.campaigning) })
+	case "following the lease":
+		w.following.Store(true)
 	case "term-start":
+		w.following.Store(false)
 		if json.Unmarshal([]byte(l.Text), &fields) == nil {
 			f.timeline.Begin(w.id, w.library, fields.Seq, fields.Mono)
 		}

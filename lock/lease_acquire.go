@@ -102,8 +102,10 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 		var cur *coordinationv1.Lease
 		if o.exists {
 			cur = o.obj
+			rec = recordOf(o.obj)
 		}
 		c.l.noteUnseenDeletion(cur)
+		c.l.o.log.Info("following the lease", zap.Bool("exists", o.exists), zap.String("holder", rec.holder))
 	case c.lease != nil && (!o.exists || o.obj.UID != c.lease.UID) && !c.ownPending():
 		// The Lease was deleted (and perhaps created again): its last record, which this
 		// candidate followed, may still be in force (see goneRecord).

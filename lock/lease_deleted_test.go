@@ -317,3 +317,26 @@ func TestADeletionThisValueDidNotSeeBindsItForALeaseDuration(t *testing.T) {
 		})
 	}
 }
+
+func TestAHolderThatFindsItsLeaseCreatedAgainFreeWaitsALeaseDuration(t *testing.T) {
+	// The holder's renewal finds another object: the Lease was deleted and created again, and
+	// whoever did may have held it meanwhile. The free record is not taken before a LeaseDuration.
+	env := kubefake.NewEnv()
+	l, term := holdLease(t, env)
+	deleteLease(t, env)
+	if err := env.Tracker.Create(leases, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: testName, Namespace: testNS}}, testNS); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Step(l.Timings().RetryPeriod)
+	kubefake.Receive(t, term.Lost(), "the term to be lost")
+	releaseTerm(t, term)
+	if _, err := l.TryAcquire(context.Background()); !errors.Is(err, ErrHeld) {
+		t.Fatalf("TryAcquire at once = %v, want ErrHeld", err)
+	}
+	env.Clock.Step(l.Timings().LeaseDuration)
+	again, err := l.TryAcquire(context.Background())
+	if err != nil {
+		t.Fatalf("TryAcquire a LeaseDuration later: %v", err)
+	}
+	releaseTerm(t, again)
+}

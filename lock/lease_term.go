@@ -165,8 +165,14 @@ func (lt *leaseTerm) renew(ctx context.Context, attempt int, sent time.Time, out
 	if apierrors.IsConflict(res.err) {
 		var cur *coordinationv1.Lease
 		cur, res.err = lt.l.leases.Get(ctx, lt.l.name, metav1.GetOptions{})
-		if res.err == nil {
+		switch {
+		case res.err != nil:
+		case cur.UID == lt.writtenLease().UID:
 			lt.l.saw(cur)
+		default:
+			// The Lease was deleted and created again, unseen: whoever created it may have
+			// held it meanwhile (see noteUnseenDeletion).
+			lt.l.noteUnseenDeletion(cur)
 		}
 		switch {
 		case res.err != nil:
