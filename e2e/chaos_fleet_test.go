@@ -31,7 +31,7 @@ type chaosWorker struct {
 	// following is set when a regent worker's Acquire has read the Lease, and cleared when a
 	// term of the worker starts.
 	following atomic.Bool
-	lost        atomic.Int32 // terms the worker reported lost
+	lost      atomic.Int32 // terms the worker reported lost
 	// expected is the signal the harness sent to end the process, 0 while none was sent.
 	expected atomic.Int32
 	leaked   atomic.Pointer[string] // from the worker's "exit" line
