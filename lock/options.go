@@ -65,7 +65,7 @@ func (t Timings) Validate() error {
 // unitHint suggests the unit when a duration is so short that it was most likely meant in seconds.
 func unitHint(d time.Duration) string {
 	if d > 0 && d < time.Millisecond {
-		return fmt.Sprintf(" (a time.Duration counts nanoseconds: for %d seconds write %d * time.Second)", int64(d), int64(d))
+		return fmt.Sprintf(" (did you mean %ds? a bare number as a time.Duration counts nanoseconds: write %d * time.Second)", int64(d), int64(d))
 	}
 	return ""
 }
