@@ -41,10 +41,27 @@ type Options struct {
 	Dir string
 	// NoControllerManager skips kube-controller-manager (no garbage collection).
 	NoControllerManager bool
+	// Node, when set, prepares the control plane for a real node (package node): see NodeNetwork.
+	Node *NodeNetwork
+}
+
+// NodeNetwork is how a node reaches the control plane. The API server listens on BindIP (the
+// host's end of the node's link) with a serving certificate signed by the cluster's CA for
+// BindIP, the kubernetes Service IP and its DNS names; authorization is Node,RBAC with the
+// NodeRestriction and ServiceAccount admission plugins; the controller-manager runs its default
+// controllers with service-account credentials and the CA as root-ca-file; a token for the
+// kubelet of NodeName is issued.
+type NodeNetwork struct {
+	BindIP    string // e.g. 10.200.0.1
+	NodeName  string // the kubelet's node name
+	ServiceIP string // the kubernetes Service's IP, the first of ServiceCIDR
+	// ServiceCIDR is the Services' range, e.g. 10.0.0.0/24.
+	ServiceCIDR string
 }
 
 // ControlPlane is a running etcd, kube-apiserver and kube-controller-manager.
 type ControlPlane struct {
+	node        *NodeNetwork
 	dir, binDir string
 	removeDir   bool
 	tokens      map[string]string // user -> bearer token
@@ -72,17 +89,19 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 			return nil, fmt.Errorf("controlplane: %s missing in %s (run `make controlplane`): %w", b, binDir, err)
 		}
 	}
-	cp = &ControlPlane{dir: opts.Dir, binDir: binDir, tokens: map[string]string{}}
+	started := &ControlPlane{node: opts.Node, dir: opts.Dir, binDir: binDir, tokens: map[string]string{}}
+	cp = started
 	if cp.dir == "" {
 		if cp.dir, err = os.MkdirTemp("", "regent-controlplane-"); err != nil {
 			return nil, err
 		}
 		cp.removeDir = true
+	} else if err := os.MkdirAll(cp.dir, 0o755); err != nil {
+		return nil, err
 	}
 	defer func() {
-		if err != nil {
-			cp.Stop()
-			cp = nil
+		if err != nil { // the named result is nil by now: stop what was started
+			started.Stop()
 		}
 	}()
 	ports, err := freePorts(3)
@@ -90,7 +109,14 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	cp.etcdPort, cp.peerPort, cp.apiPort = ports[0], ports[1], ports[2]
-	if err := cp.writeSecrets(append([]string{AdminUser}, opts.Users...)); err != nil {
+	users := append([]string{AdminUser}, opts.Users...)
+	if cp.node != nil {
+		users = append(users, NodeUser(cp.node.NodeName))
+		if err := cp.writeCerts(); err != nil {
+			return nil, err
+		}
+	}
+	if err := cp.writeSecrets(users); err != nil {
 		return nil, err
 	}
 	if err := cp.StartEtcd(ctx); err != nil {
@@ -106,21 +132,53 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp.kcm, err = startProcess("kube-controller-manager", filepath.Join(binDir, "kube-controller-manager"), filepath.Join(cp.dir, "kube-controller-manager.log"),
-		"--kubeconfig="+kubeconfig,
+	kcmArgs := []string{
+		"--kubeconfig=" + kubeconfig,
 		"--controllers=garbagecollector,namespace",
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--concurrent-gc-syncs=5",
-	)
+	}
+	if cp.node != nil {
+		kcmArgs = []string{
+			"--kubeconfig=" + kubeconfig,
+			"--leader-elect=false",
+			"--secure-port=0",
+			"--concurrent-gc-syncs=5",
+			"--service-account-private-key-file=" + filepath.Join(cp.dir, "sa.key"),
+			"--root-ca-file=" + filepath.Join(cp.dir, "ca.crt"),
+			"--use-service-account-credentials",
+		}
+	}
+	cp.kcm, err = startProcess("kube-controller-manager", filepath.Join(binDir, "kube-controller-manager"), filepath.Join(cp.dir, "kube-controller-manager.log"), kcmArgs...)
 	return cp, err
 }
+
+// NodeUser is the user name of the kubelet of node name (group system:nodes).
+func NodeUser(name string) string { return "system:node:" + name }
+
+// CAFile is the cluster CA's certificate (with Options.Node), as a Pod's ServiceAccount sees it.
+func (cp *ControlPlane) CAFile() string { return filepath.Join(cp.dir, "ca.crt") }
+
+// Token is user's bearer token.
+func (cp *ControlPlane) Token(user string) string { return cp.tokens[user] }
+
+// BinDir is the folder holding the binaries.
+func (cp *ControlPlane) BinDir() string { return cp.binDir }
 
 // Dir is the control plane's working folder, with the processes' logs.
 func (cp *ControlPlane) Dir() string { return cp.dir }
 
 // Host is the API server's URL.
-func (cp *ControlPlane) Host() string { return fmt.Sprintf("https://127.0.0.1:%d", cp.apiPort) }
+func (cp *ControlPlane) Host() string {
+	if cp.node != nil {
+		return fmt.Sprintf("https://%s:%d", cp.node.BindIP, cp.apiPort)
+	}
+	return fmt.Sprintf("https://127.0.0.1:%d", cp.apiPort)
+}
+
+// Port is the API server's port.
+func (cp *ControlPlane) Port() int { return cp.apiPort }
 
 // Config is a rest.Config for user (AdminUser or one of Options.Users).
 func (cp *ControlPlane) Config(user string) *rest.Config {
@@ -191,22 +249,39 @@ func (cp *ControlPlane) StopEtcd() {
 func (cp *ControlPlane) StartAPIServer(ctx context.Context) error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	p, err := startProcess("kube-apiserver", filepath.Join(cp.binDir, "kube-apiserver"), filepath.Join(cp.dir, "kube-apiserver.log"),
+	args := []string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", cp.etcdPort),
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(cp.apiPort),
-		"--cert-dir="+filepath.Join(cp.dir, "apiserver-certs"),
-		"--service-account-key-file="+filepath.Join(cp.dir, "sa.key"),
-		"--service-account-signing-key-file="+filepath.Join(cp.dir, "sa.key"),
+		"--secure-port=" + strconv.Itoa(cp.apiPort),
+		"--service-account-key-file=" + filepath.Join(cp.dir, "sa.key"),
+		"--service-account-signing-key-file=" + filepath.Join(cp.dir, "sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--token-auth-file="+filepath.Join(cp.dir, "tokens.csv"),
-		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range=10.96.0.0/24",
-		// No kubelet or serviceaccount controller runs: Pods are objects only.
-		"--disable-admission-plugins=ServiceAccount",
-		"--endpoint-reconciler-type=none",
-	)
+		"--token-auth-file=" + filepath.Join(cp.dir, "tokens.csv"),
+	}
+	if n := cp.node; n != nil {
+		args = append(args,
+			"--bind-address="+n.BindIP,
+			"--advertise-address="+n.BindIP,
+			"--tls-cert-file="+filepath.Join(cp.dir, "apiserver.crt"),
+			"--tls-private-key-file="+filepath.Join(cp.dir, "apiserver.key"),
+			"--client-ca-file="+filepath.Join(cp.dir, "ca.crt"),
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--service-cluster-ip-range="+n.ServiceCIDR,
+			"--kubelet-preferred-address-types=InternalIP",
+		)
+	} else {
+		args = append(args,
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			"--cert-dir="+filepath.Join(cp.dir, "apiserver-certs"),
+			"--authorization-mode=RBAC",
+			"--service-cluster-ip-range=10.96.0.0/24",
+			// No kubelet or serviceaccount controller runs: Pods are objects only.
+			"--disable-admission-plugins=ServiceAccount",
+			"--endpoint-reconciler-type=none",
+		)
+	}
+	p, err := startProcess("kube-apiserver", filepath.Join(cp.binDir, "kube-apiserver"), filepath.Join(cp.dir, "kube-apiserver.log"), args...)
 	if err != nil {
 		return err
 	}
@@ -271,8 +346,11 @@ func (cp *ControlPlane) writeSecrets(users []string) error {
 		token := hex.EncodeToString(b)
 		cp.tokens[u] = token
 		groups := "system:authenticated"
-		if u == AdminUser {
+		switch {
+		case u == AdminUser:
 			groups = "system:masters"
+		case strings.HasPrefix(u, "system:node:"):
+			groups = "system:nodes,system:authenticated"
 		}
 		fmt.Fprintf(&csv, "%s,%s,%d,\"%s\"\n", token, u, 1000+i, groups)
 	}

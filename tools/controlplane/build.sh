@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver and kube-controller-manager from the Go module proxy into a
-# git-ignored cache folder keyed by the versions in go.mod, and only when they are missing.
-# Prints the folder holding the binaries on its last line.
+# Builds etcd, kube-apiserver and kube-controller-manager (or the binaries named as arguments,
+# e.g. `build.sh node` for kube-scheduler and kubelet as well) from the Go module proxy into a
+# cache folder keyed by the versions in go.mod, and only when they are missing. Prints the folder
+# holding the binaries on its last line.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -9,6 +10,11 @@ kube=$(awk '$1=="k8s.io/kubernetes"{print $2}' "$here/go.mod")
 etcd=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2}' "$here/go.mod")
 dest="${REGENT_CONTROLPLANE_CACHE:-$root/.cache/controlplane}/kube-${kube}_etcd-${etcd}"
 bins=(etcd kube-apiserver kube-controller-manager)
+if [ "${1:-}" = node ]; then
+  bins+=(kube-scheduler kubelet)
+elif [ $# -gt 0 ]; then
+  bins=("$@")
+fi
 missing=()
 for b in "${bins[@]}"; do [ -x "$dest/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -17,7 +23,8 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 echo "control plane: building ${missing[*]} (kubernetes $kube, etcd $etcd) into $dest" >&2
-echo "control plane: the first build compiles Kubernetes from source and takes 10-15 minutes on 2 cores;" >&2
+echo "control plane: the first build compiles Kubernetes from source and takes 10-15 minutes on 2 cores" >&2
+echo "control plane: (kube-scheduler and kubelet about 5 more);" >&2
 echo "control plane: later runs reuse the cache" >&2
 mkdir -p "$dest"
 cd "$here"

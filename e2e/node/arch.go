@@ -1,0 +1,5 @@
+package node
+
+import "runtime"
+
+func goarch() string { return runtime.GOARCH }
