@@ -1,0 +1,72 @@
+// Package onnode runs the examples' shipped manifests as real Pods on a real node (package node):
+// in-cluster config, POD_NAME from the downward API, the examples' own ServiceAccounts and Roles,
+// kubelet's probes, SIGTERM and grace periods, and the kubectl actions users take.
+package onnode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/regent-k8s/regent/e2e/controlplane"
+	"github.com/regent-k8s/regent/e2e/node"
+)
+
+// n is the package's node.
+var n *node.Node
+
+// examples are the four examples, their images as their manifests name them, and how their
+// logs say that a term (or a critical section) begins and ends.
+var examples = []example{
+	{name: "lease-leader", deployment: "lease-leader", image: "lease-leader:latest", start: "leading", end: "stopped leading work"},
+	{name: "configmap-leader-for-life", deployment: "configmap-leader", image: "configmap-leader:latest", start: "Got leader role"},
+	{name: "leaderlock-leader-for-life", deployment: "leaderlock-leader", image: "leaderlock-leader:latest", start: "Got leader role"},
+	{name: "distributed-lock", deployment: "distributed-lock", image: "distributed-lock:latest", start: "entered the critical section", end: "left the critical section"},
+}
+
+// installCRD installs the LeaderLock CRD from config/crd, as a cluster administrator would, and
+// waits until it is served.
+func installCRD() error {
+	data, err := os.ReadFile("../../config/crd/leaderlocks.regent.dev.yaml")
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := n.CP.Apply(ctx, "", data); err != nil {
+		return err
+	}
+	disc := n.CP.Client(controlplane.AdminUser).Discovery()
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		_, err := disc.ServerResourcesForGroupVersion("regent.dev/v1")
+		return err == nil, nil
+	})
+}
+
+type example struct {
+	name, deployment, image, start, end string
+}
+
+func TestMain(m *testing.M) {
+	var images []node.Image
+	for _, ex := range examples {
+		images = append(images, node.Image{Package: "./examples/" + ex.name, Dir: "../..", Tag: ex.image})
+	}
+	var err error
+	n, err = node.Start(context.Background(), node.Options{Images: images, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "onnode: cannot start the node:", err)
+		os.Exit(1)
+	}
+	if err := installCRD(); err != nil {
+		n.Stop()
+		fmt.Fprintln(os.Stderr, "onnode:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	n.Stop()
+	os.Exit(code)
+}
