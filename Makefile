@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 REGENT_CONTROLPLANE_CACHE ?= $(HOME)/.cache/regent/controlplane
 export REGENT_CONTROLPLANE_CACHE
 
-.PHONY: test unit e2e bench chaos lint controlplane demo tidy
+.PHONY: test unit e2e bench chaos lint controlplane node demo tidy
 
 ## test: lint, unit tests and the end-to-end suite on a real control plane (the README's test command)
 test: lint unit e2e
@@ -20,9 +20,11 @@ demo: $(if $(KUBECONFIG),,controlplane)
 unit:
 	$(GO) test -race -count=1 ./...
 
-## e2e: the end-to-end suite against etcd, kube-apiserver and kube-controller-manager
-e2e: controlplane
-	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh)" $(GO) test -race -count=1 -timeout 30m ./...
+## e2e: the end-to-end suite against etcd, kube-apiserver and kube-controller-manager, and on a
+## real node (e2e/onnode: the examples' manifests as Pods). Packages run one at a time: the chaos
+## suite's timing checks and the node share two cores.
+e2e: controlplane node
+	cd e2e && REGENT_CONTROLPLANE_BIN="$$(../tools/controlplane/build.sh node)" $(GO) test -race -count=1 -p 1 -timeout 45m ./...
 
 ## bench: benchmarks on the real control plane, regent beside client-go in the same run; plots go
 ## to docs/images. Takes about 15 minutes (crash failovers wait out 15 s leases).
@@ -53,6 +55,12 @@ lint:
 ## controlplane: build etcd, kube-apiserver and kube-controller-manager when they are missing
 controlplane:
 	@tools/controlplane/build.sh >/dev/null
+
+## node: build kube-scheduler and kubelet, and install containerd, runc and the CNI plugins
+## (Debian's packages, as root) when they are missing
+node: controlplane
+	@tools/node/install.sh
+	@tools/controlplane/build.sh node >/dev/null
 
 tidy:
 	$(GO) mod tidy

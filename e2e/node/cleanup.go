@@ -93,3 +93,32 @@ func removeCgroups() {
 		os.Remove(c)
 	}
 }
+
+// Leftovers lists what a stopped node left behind: mounts under its folder, the folder itself,
+// kubepods cgroups, its network namespace or host link, and daemons still running.
+func Leftovers(dir string) []string {
+	var out []string
+	for _, m := range Mounts(dir) {
+		out = append(out, "mount "+m)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		out = append(out, "folder "+dir)
+	}
+	for _, c := range Cgroups() {
+		out = append(out, "cgroup "+c)
+	}
+	if _, err := os.Stat("/run/netns/" + NetNS); err == nil {
+		out = append(out, "network namespace "+NetNS)
+	}
+	if _, err := os.Stat("/sys/class/net/" + hostLink); err == nil {
+		out = append(out, "link "+hostLink)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err == nil && dir != "" && strings.Contains(string(data), dir) {
+			out = append(out, "process "+strings.ReplaceAll(string(data), "\x00", " "))
+		}
+	}
+	return out
+}

@@ -49,7 +49,7 @@ func TestExamplesRunAsDeployments(t *testing.T) {
 		switch {
 		case len(ts) == 0:
 			t.Errorf("%s: nobody led in %v", ex.name, *watchFor)
-		case ex.end == "" && len(leaders) != 1:
+		case ex.name != "distributed-lock" && len(leaders) != 1:
 			t.Errorf("%s: %d Pods led, want one leader for the whole run: %v", ex.name, len(leaders), ts)
 		}
 		t.Logf("%s: %d terms by %d Pods, no overlap", ex.name, len(ts), len(leaders))

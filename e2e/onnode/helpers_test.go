@@ -140,6 +140,9 @@ func podLogs(t *testing.T, ns string) []logLine {
 	return lines
 }
 
+// containerEnded marks, in collected logs, the end of a container's log stream.
+const containerEnded = "(container ended)"
+
 // term is one pod's leadership (or critical section), from its log.
 type term struct {
 	pod        string
@@ -158,7 +161,7 @@ func terms(lines []logLine, ex example) []term {
 				out = append(out, *o)
 			}
 			open[l.Pod] = &term{pod: l.Pod, start: l.At}
-		case ex.end != "" && l.Msg == ex.end:
+		case l.Msg == ex.end || l.Msg == containerEnded:
 			if o := open[l.Pod]; o != nil {
 				o.end = l.At
 				out = append(out, *o)

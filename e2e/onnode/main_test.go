@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,8 @@ var n *node.Node
 // logs say that a term (or a critical section) begins and ends.
 var examples = []example{
 	{name: "lease-leader", deployment: "lease-leader", image: "lease-leader:latest", start: "leading", end: "stopped leading work"},
-	{name: "configmap-leader-for-life", deployment: "configmap-leader", image: "configmap-leader:latest", start: "Got leader role"},
-	{name: "leaderlock-leader-for-life", deployment: "leaderlock-leader", image: "leaderlock-leader:latest", start: "Got leader role"},
+	{name: "configmap-leader-for-life", deployment: "configmap-leader", image: "configmap-leader:latest", start: "Got leader role", end: "stopped leader work"},
+	{name: "leaderlock-leader-for-life", deployment: "leaderlock-leader", image: "leaderlock-leader:latest", start: "Got leader role", end: "stopped leader work"},
 	{name: "distributed-lock", deployment: "distributed-lock", image: "distributed-lock:latest", start: "entered the critical section", end: "left the critical section"},
 }
 
@@ -67,6 +68,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	dir := n.Dir()
 	n.Stop()
+	// The node must leave nothing behind: the next run on this machine depends on it.
+	if left := node.Leftovers(dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "onnode: the stopped node left behind:\n  %s\n", strings.Join(left, "\n  "))
+		code = 1
+	}
 	os.Exit(code)
 }

@@ -91,6 +91,7 @@ func criticalSection(ctx context.Context, log *zap.Logger, l *lock.Lease, round 
 		log.Warn("lock lost inside the critical section; abandoning the round", zap.Int("round", round), zap.Error(term.Err()))
 		return nil
 	case <-ctx.Done():
+		log.Info("left the critical section", zap.Int("round", round), zap.String("why", "stopping"))
 		return ctx.Err()
 	}
 }

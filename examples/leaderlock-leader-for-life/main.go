@@ -40,6 +40,7 @@ func main() {
 				token, _ := leader.TokenFrom(ctx)
 				log.Info("Got leader role", zap.Stringer("token", token))
 				<-ctx.Done() // the work of a leader for life: runs until the Pod stops
+				log.Info("stopped leader work", zap.Stringer("token", token), zap.NamedError("cause", context.Cause(ctx)))
 				return nil
 			})
 		}),

@@ -1,0 +1,79 @@
+package onnode
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// 2. kubectl delete pod <leader>: kubelet's SIGTERM, the work stops, the lease is released,
+// another Pod leads, with no overlap. Measured: from the delete to the next leader's work, and
+// from the old leader's last line (its work stopped, after SIGTERM) to the next leader's work.
+func TestDeletingTheLeaderPodHandsOver(t *testing.T) {
+	ex := examples[0] // lease-leader
+	ns := deploy(t, ex)
+	logs := collectLogs(t, ns)
+	ctx := context.Background()
+	for round := range 3 {
+		first := logs.awaitTerm(t, ex, time.Minute, func(tm term) bool { return tm.end.IsZero() })
+		deleted := time.Now()
+		if err := admin().CoreV1().Pods(ns).Delete(ctx, first.pod, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		next := logs.awaitTerm(t, ex, time.Minute, func(tm term) bool { return tm.pod != first.pod && tm.start.After(first.start) })
+		old := logs.awaitTerm(t, ex, time.Minute, func(tm term) bool { return tm.pod == first.pod && tm.start.Equal(first.start) && !tm.end.IsZero() })
+		t.Logf("round %d: deleted %s; its work stopped %v after the delete; %s led %v after the delete, %v after the old work stopped",
+			round, first.pod, old.end.Sub(deleted).Round(time.Millisecond), next.pod,
+			next.start.Sub(deleted).Round(time.Millisecond), next.start.Sub(old.end).Round(time.Millisecond))
+		if gap := next.start.Sub(old.end); gap > time.Second {
+			t.Errorf("round %d: the next leader started %v after the old work stopped; want a handover within a second", round, gap)
+		}
+		awaitReady(t, ns, ex.deployment, 2*time.Minute)
+	}
+	for _, o := range overlaps(terms(logs.snapshot(), ex)) {
+		t.Errorf("overlap: %s", o)
+	}
+}
+
+// 3. kubectl rollout restart of each Deployment: leadership ends up on a new Pod, with no
+// overlap; the longest time without a leader is measured.
+func TestRolloutRestart(t *testing.T) {
+	for _, ex := range examples {
+		t.Run(ex.name, func(t *testing.T) {
+			ns := deploy(t, ex)
+			logs := collectLogs(t, ns)
+			logs.awaitTerm(t, ex, time.Minute, func(term) bool { return true })
+			pods, err := admin().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := map[string]bool{}
+			for _, p := range pods.Items {
+				before[p.Name] = true
+			}
+			patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339))
+			restarted := time.Now()
+			if _, err := admin().AppsV1().Deployments(ns).Patch(context.Background(), ex.deployment, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			awaitReady(t, ns, ex.deployment, 3*time.Minute)
+			last := logs.awaitTerm(t, ex, time.Minute, func(tm term) bool { return !before[tm.pod] && tm.start.After(restarted) })
+			ts := terms(logs.snapshot(), ex)
+			for _, o := range overlaps(ts) {
+				t.Errorf("overlap: %s", o)
+			}
+			var longest time.Duration
+			for i := 1; i < len(ts); i++ {
+				if prev := ts[i-1]; !prev.end.IsZero() && ts[i].start.After(restarted) {
+					longest = max(longest, ts[i].start.Sub(prev.end))
+				}
+			}
+			t.Logf("%s: rollout restart took %v; leadership on new pod %s; %d terms; longest time without a leader %v",
+				ex.name, time.Since(restarted).Round(time.Millisecond), last.pod, len(ts), longest.Round(time.Millisecond))
+		})
+	}
+}
