@@ -40,9 +40,10 @@ func TestDeletingTheLeaderPodHandsOver(t *testing.T) {
 }
 
 // 3. kubectl rollout restart of each Deployment: leadership ends up on a new Pod, with no
-// overlap; the longest time without a leader is measured.
+// overlap; the longest time without a leader is measured, and the same for client-go's
+// leaderelection as a Deployment on the same node (overlaps reported, not failed, for it).
 func TestRolloutRestart(t *testing.T) {
-	for _, ex := range examples {
+	for _, ex := range append(examples, clientGo) {
 		t.Run(ex.name, func(t *testing.T) {
 			ns := deploy(t, ex)
 			logs := collectLogs(t, ns)
@@ -64,7 +65,11 @@ func TestRolloutRestart(t *testing.T) {
 			last := logs.awaitTerm(t, ex, time.Minute, func(tm term) bool { return !before[tm.pod] && tm.start.After(restarted) })
 			ts := terms(logs.snapshot(), ex)
 			for _, o := range overlaps(ts) {
-				t.Errorf("overlap: %s", o)
+				if ex == clientGo {
+					t.Logf("client-go overlap: %s", o)
+				} else {
+					t.Errorf("overlap: %s", o)
+				}
 			}
 			var longest time.Duration
 			for i := 1; i < len(ts); i++ {

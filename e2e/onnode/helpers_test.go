@@ -37,7 +37,11 @@ func deploy(t *testing.T, ex example) string {
 	if _, err := admin().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join("../../examples", ex.name, "deploy", "*.yaml"))
+	dir := ex.manifests
+	if dir == "" {
+		dir = filepath.Join("../../examples", ex.name, "deploy")
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests for %s: %v", ex.name, err)
 	}

@@ -47,8 +47,15 @@ func installCRD() error {
 	})
 }
 
+// clientGo is client-go's leaderelection as a Deployment (e2e/cmd/clientgoleader), measured
+// beside the lease-leader example.
+var clientGo = example{name: "clientgo-leader", deployment: "clientgo-leader", image: "clientgo-leader:latest",
+	start: "leading", end: "stopped leading work", manifests: "testdata/clientgo-leader"}
+
 type example struct {
 	name, deployment, image, start, end string
+	// manifests is the folder of its manifests; default ../../examples/NAME/deploy.
+	manifests string
 }
 
 func TestMain(m *testing.M) {
@@ -56,6 +63,7 @@ func TestMain(m *testing.M) {
 	for _, ex := range examples {
 		images = append(images, node.Image{Package: "./examples/" + ex.name, Dir: "../..", Tag: ex.image})
 	}
+	images = append(images, node.Image{Package: "./cmd/clientgoleader", Dir: "..", Tag: clientGo.image})
 	var err error
 	n, err = node.Start(context.Background(), node.Options{Images: images, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
