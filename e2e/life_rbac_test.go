@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/regent-k8s/regent/e2e/controlplane"
 )
@@ -48,6 +50,25 @@ func bind(t *testing.T, ns, user string, rules []rbacv1.PolicyRule) {
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The API server's authorizer learns of new bindings through a cache, a few milliseconds
+	// later: wait until it grants every rule, so that a test of the rules does not race it.
+	for _, r := range rules {
+		for _, verb := range r.Verbs {
+			attrs := &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: r.APIGroups[0], Resource: r.Resources[0]}
+			if len(r.ResourceNames) > 0 {
+				attrs.Name = r.ResourceNames[0]
+			}
+			err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+				sar, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+					Spec: authorizationv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: attrs},
+				}, metav1.CreateOptions{})
+				return err == nil && sar.Status.Allowed, nil
+			})
+			if err != nil {
+				t.Fatalf("the authorizer did not grant %s %s to %s: %v", verb, r.Resources[0], user, err)
+			}
+		}
 	}
 }
 
