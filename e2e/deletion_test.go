@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,25 +21,13 @@ var deletionTimings = lock.Timings{LeaseDuration: 4 * time.Second, RenewDeadline
 // right after the deletion, so that it learns of nothing and works on until its renew deadline,
 // as a leader behind a slow or broken connection would: the next leader must start only after
 // the old one stopped, and its token must be above the old one's, so that a fencing store keeps
-// accepting it. A leader that is not cut off learns of the deletion at its next renewal, and
-// may then create the Lease again itself at once: its work has stopped.
+// accepting it. A leader that is not cut off learns of the deletion at its next renewal and
+// ends its term; like every candidate that did not follow the deletion, it then waits a lease
+// duration before it creates the Lease again.
 func TestLeaseDeletedWhileHeld(t *testing.T) {
 	ns := namespace(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	rec := newTerms()
-	stops := make(chan chan struct{})
-	var wg sync.WaitGroup
-	cands := map[string]*candidate{}
-	for i := range 3 {
-		c := newCandidate(t, controlplane.AdminUser, ns, "deleted", fmt.Sprintf("c%d", i), deletionTimings)
-		cands[c.name] = c
-		runCandidate(ctx, c, rec, stops, &wg)
-	}
-	defer func() {
-		cancel()
-		wg.Wait()
-		rec.check(t)
-	}()
+	ctx := context.Background()
+	cands, rec, _ := runThree(t, ns, "deleted", deletionTimings)
 	leases := cp.Client(controlplane.AdminUser).CoordinationV1().Leases(ns)
 	cur := rec.next(t)
 	for i, tt := range []struct{ cut, recreate bool }{{cut: false}, {cut: true}, {cut: true}, {cut: true, recreate: true}} {

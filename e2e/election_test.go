@@ -35,25 +35,33 @@ func runCandidate(ctx context.Context, c *candidate, rec *terms, stops <-chan ch
 	}()
 }
 
-// 1. Three candidates: exactly one leads; a graceful release hands over; a crash hands over only
-// after the lease duration.
-func TestThreeCandidatesOneLeader(t *testing.T) {
-	ns := namespace(t)
+// runThree runs three candidates c0, c1, c2 on lockName, each with runCandidate, until the test
+// ends; the test's cleanup then stops them and checks that no two terms overlapped.
+func runThree(t *testing.T, ns, lockName string, timings lock.Timings) (map[string]*candidate, *terms, chan chan struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	rec := newTerms()
 	stops := make(chan chan struct{})
 	var wg sync.WaitGroup
 	cands := map[string]*candidate{}
 	for i := range 3 {
-		c := newCandidate(t, controlplane.AdminUser, ns, "three", fmt.Sprintf("c%d", i), fast)
+		c := newCandidate(t, controlplane.AdminUser, ns, lockName, fmt.Sprintf("c%d", i), timings)
 		cands[c.name] = c
 		runCandidate(ctx, c, rec, stops, &wg)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
 		rec.check(t)
-	}()
+	})
+	return cands, rec, stops
+}
+
+// 1. Three candidates: exactly one leads; a graceful release hands over; a crash hands over only
+// after the lease duration.
+func TestThreeCandidatesOneLeader(t *testing.T) {
+	ns := namespace(t)
+	cands, rec, stops := runThree(t, ns, "three", fast)
 
 	first := rec.next(t)
 	quietly(t, rec.started, fast.LeaseDuration, "a second leader while the first holds the lease")

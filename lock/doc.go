@@ -99,8 +99,10 @@
 // without waiting for expiry; call it only once the work has stopped. When the release write
 // fails (the API server is unreachable), the same Lease value remembers the term: its record
 // names a holder that has stopped, so the next Acquire on that value retakes it at once rather
-// than waiting for it to expire, or creates the Lease again at once when the release found it
-// deleted. Other instances, even with the same identity, wait as usual.
+// than waiting for it to expire. A release that finds the Lease deleted marks the term the same
+// way, so a deletion of its record that the value's waiters saw binds them no longer; the value's
+// next Acquire, which did not follow the deletion, still waits a LeaseDuration (see Deletion and
+// re-creation). Other instances, even with the same identity, wait as usual.
 //
 // # Leader for life
 //

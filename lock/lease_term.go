@@ -167,18 +167,16 @@ func (lt *leaseTerm) renew(ctx context.Context, attempt int, sent time.Time, out
 		cur, res.err = lt.l.leases.Get(ctx, lt.l.name, metav1.GetOptions{})
 		switch {
 		case res.err != nil:
-		case cur.UID == lt.writtenLease().UID:
-			lt.l.saw(cur)
-		default:
+		case cur.UID != lt.writtenLease().UID:
 			// The Lease was deleted and created again, unseen: whoever created it may have
-			// held it meanwhile (see noteUnseenDeletion).
+			// held it meanwhile (see noteUnseenDeletion), and it is not this term's.
 			lt.l.noteUnseenDeletion(cur)
-		}
-		switch {
-		case res.err != nil:
+			res.lost = fmt.Sprintf("the lease was deleted and created again (now held by %q)", recordOf(cur).holder)
 		case !lt.owns(cur):
+			lt.l.saw(cur)
 			res.lost = fmt.Sprintf("the lease is now held by %q", recordOf(cur).holder)
 		default:
+			lt.l.saw(cur)
 			res.lease, res.err = lt.update(ctx, cur, sent)
 		}
 	}
@@ -242,12 +240,13 @@ func (lt *leaseTerm) stop() { lt.wg.Wait() }
 // release clears the holder, in the form client-go writes (empty holder, duration 1 s, the
 // transition count kept), with a compare-and-swap on the resourceVersion this term last wrote.
 // If that version is gone it reads the Lease and clears it only if the record is still this
-// term's; a Lease that a newer term holds, or that was deleted, is left alone. Each request is
-// bounded by RenewDeadline.
+// term's; a Lease that a newer term holds, or that was deleted, is left alone. The release is
+// bounded by twice RenewDeadline, one for each of its requests.
 //
 // When the record could not be cleared, or was deleted with the Lease, this Lease value
 // remembers the term as abandoned: its holder has stopped, so the value may take the record
-// again at once, or create the deleted Lease again without waiting for the record to expire.
+// again at once, and a deletion of it that the value's waiters saw binds them no longer. A
+// candidate of the value that did not follow the deletion still waits (noteUnseenDeletion).
 func (lt *leaseTerm) release(ctx context.Context) error {
 	deleted, err := lt.clear(ctx)
 	if err != nil || deleted {
