@@ -30,9 +30,18 @@ const (
 	faultEtcd      faultKind = "etcd"      // etcd restarts
 	faultDelete    faultKind = "delete"    // kubectl delete lease while the leader works
 	faultRecreate  faultKind = "recreate"  // the Lease deleted and at once created again, empty
+	// faultClear: the leader's record replaced by a free one, as client-go's release writes over
+	// whatever record it reads after its own leader lost the Lease, or as an operator's edit would.
+	faultClear faultKind = "clear"
 )
 
-var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd, faultDelete, faultRecreate}
+var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd, faultDelete, faultRecreate, faultClear}
+
+// foreignWrite reports whether a fault of kind k ends the leader's record without the leader:
+// the record is deleted, or cleared by someone else.
+func (k faultKind) foreignWrite() bool {
+	return k == faultDelete || k == faultRecreate || k == faultClear
+}
 
 // faultResult is what one fault did.
 type faultResult struct {
@@ -63,7 +72,7 @@ func (r faultResult) String() string {
 	if r.kind == faultStop {
 		s += fmt.Sprintf(" accepted after resuming %d, reported lost %v", r.resumed, r.lost)
 	}
-	if r.kind == faultPartition || r.kind == faultDelete || r.kind == faultRecreate {
+	if r.kind == faultPartition || r.kind.foreignWrite() {
 		s += fmt.Sprintf(" reported lost %v", r.lost)
 	}
 	if r.fenced != "" {
@@ -124,7 +133,20 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	res := faultResult{kind: kind, at: time.Now(), atMono: chaos.Now()}
 	if kind == faultAPIServer || kind == faultEtcd {
 		readyAt := f.restart(ctx, rng, kind)
-		_, w, err := f.sink.Await(ctx, func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt })
+		wroteAgain := func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt }
+		dctx, dcancel := context.WithTimeout(ctx, fast.LeaseDuration+2*time.Second)
+		_, w, err := f.sink.Await(dctx, wroteAgain)
+		dcancel()
+		if err != nil {
+			// A client-go leader that created a deleted Lease again kept its old token while the
+			// Lease's count restarted; the next client-go term's token is then below the fence.
+			if who, lib, ok := f.fencedOutNow(); ok {
+				res.fenced = lib
+				f.t.Logf("%s: after the %s restart the new term of %s was fenced out; resetting the fence", f.name, kind, who)
+				f.sink.Reset()
+				_, w, err = f.sink.Await(ctx, wroteAgain)
+			}
+		}
 		if err != nil {
 			f.t.Fatalf("%s: no leader wrote after the %s restart", f.name, kind)
 		}
@@ -151,12 +173,15 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	case faultDelete, faultRecreate:
 		f.awaitFollowers(victim)
 		f.deleteLease(ctx, kind == faultRecreate)
+	case faultClear:
+		f.awaitFollowers(victim)
+		f.clearLease(ctx)
 	}
 	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
 	var w chaos.TermWrites
 	var err error
-	if kind == faultDelete || kind == faultRecreate {
-		// The Lease's count restarts with the deletion. A new term whose token is below the old
+	if kind.foreignWrite() {
+		// The Lease's count restarts with a deletion. A new term whose token is below the old
 		// one is refused by the sink, as any fencing store would; note whose it was, and reset
 		// the fence so that the fleet can go on.
 		dctx, dcancel := context.WithTimeout(ctx, fast.LeaseDuration+2*time.Second)
@@ -169,8 +194,9 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 				f.sink.Reset()
 				_, w, err = f.sink.Await(ctx, newTerm)
 			} else if term, open := f.timeline.Open(victim.id); open && term.Seq == before.Seq {
-				// client-go's leader creates the deleted Lease again at its next renewal and goes
-				// on in the same term, unaware: there is no new leader to wait for.
+				// client-go's leader creates the deleted Lease again, or takes the cleared record,
+				// at its next renewal and goes on in the same term, unaware: there is no new
+				// leader to wait for.
 				res.kept = true
 				res.stale = f.sink.Writes(before).Rejected
 				return res
@@ -187,8 +213,8 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	case faultKill, faultTerm:
 		f.reap(victim)
 		f.spawn(victim.library) // a replacement, as a Deployment would start
-	case faultDelete, faultRecreate:
-		f.awaitTermEnd(victim, before.Seq) // the old holder learns of the deletion at its next renewal
+	case faultDelete, faultRecreate, faultClear:
+		f.awaitTermEnd(victim, before.Seq) // the old holder learns of the change at its next renewal
 	case faultStop, faultPartition:
 		// The fault lasts past the lease, and a little longer.
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
@@ -256,6 +282,33 @@ func (f *chaosFleet) deleteLease(ctx context.Context, recreate bool) {
 	}
 }
 
+// clearLease replaces the leader's record with a free one in the form client-go's release writes:
+// empty holder, duration 1 s, acquireTime and renewTime now, the transition count kept.
+func (f *chaosFleet) clearLease(ctx context.Context) {
+	f.t.Helper()
+	leases := cp.Client(controlplane.AdminUser).CoordinationV1().Leases(f.ns)
+	for {
+		cur, err := leases.Get(ctx, chaosLease, metav1.GetOptions{})
+		if err != nil {
+			f.t.Fatalf("get the lease to clear it: %v", err)
+		}
+		if cur.Spec.HolderIdentity != nil {
+			f.noteClear(*cur.Spec.HolderIdentity, chaos.Now())
+		}
+		now := metav1.NewMicroTime(time.Now())
+		one, empty := int32(1), ""
+		cur.Spec.HolderIdentity, cur.Spec.LeaseDurationSeconds = &empty, &one
+		cur.Spec.AcquireTime, cur.Spec.RenewTime = &now, &now
+		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) { // a renewal came first: clear that one
+			f.t.Fatalf("clear the lease: %v", err)
+		}
+	}
+}
+
 // awaitFollowers waits until every regent worker but the leader has read the Lease. regent's
 // guarantee for a deleted Lease is that a waiter which saw the deleted record waits for it; a
 // process that first reads the Lease after the deletion cannot know of it (docs/design.md). A
@@ -293,6 +346,26 @@ func (f *chaosFleet) libraryOf(id string) string {
 		return w.library
 	}
 	return "?"
+}
+
+// fencedOutNow returns a live worker whose open term has written and had every write refused.
+func (f *chaosFleet) fencedOutNow() (who, library string, ok bool) {
+	f.mu.Lock()
+	workers := make([]*chaosWorker, 0, len(f.workers))
+	for _, w := range f.workers {
+		workers = append(workers, w)
+	}
+	f.mu.Unlock()
+	for _, w := range workers {
+		term, open := f.timeline.Open(w.id)
+		if !open {
+			continue
+		}
+		if tw := f.sink.Writes(chaos.TermKey{Who: w.id, Seq: term.Seq}); tw.Accepted == 0 && tw.Rejected > 0 {
+			return w.id, w.library, true
+		}
+	}
+	return "", "", false
 }
 
 // awaitTermEnd waits until the worker's term with token seq, if open, has ended; a later term of

@@ -51,6 +51,7 @@ type chaosFleet struct {
 	timeline *chaos.Timeline
 
 	mu        sync.Mutex
+	clears    map[string][]int64 // holder -> when someone else cleared its record (Now())
 	workers   map[string]*chaosWorker
 	spawned   int
 	incidents []incident // crashes, failed graceful stops, goroutines left behind
@@ -78,7 +79,7 @@ func newChaosFleet(t *testing.T, name, bin string, libraries []string) *chaosFle
 	f := &chaosFleet{
 		t: t, name: name, bin: bin, ns: namespace(t), upstream: host.Host, kubecfg: kubecfg,
 		sink: sink, sinkSrv: httptest.NewServer(sink), timeline: chaos.NewTimeline(),
-		workers: map[string]*chaosWorker{},
+		workers: map[string]*chaosWorker{}, clears: map[string][]int64{},
 	}
 	t.Cleanup(func() { f.stop() }) // also when a fault fails the test before runFleet stops it
 	for _, lib := range libraries {
@@ -99,12 +100,16 @@ func (f *chaosFleet) spawn(lib string) *chaosWorker {
 		f.t.Fatal(err)
 	}
 	w := &chaosWorker{id: id, library: lib, link: link, campaigning: make(chan struct{})}
-	w.proc, err = examplerun.Start(id, f.bin, []string{
+	args := []string{
 		"--library=" + lib, "--namespace=" + f.ns, "--identity=" + id, "--sink=" + f.sinkSrv.URL,
 		"--server=https://" + link.Addr(),
 		"--lease-duration=" + fast.LeaseDuration.String(), "--renew-deadline=" + fast.RenewDeadline.String(),
 		"--retry-period=" + fast.RetryPeriod.String(),
-	}, []string{"KUBECONFIG=" + f.kubecfg}, func(_ *examplerun.Process, l examplerun.Line) { f.onLine(w, l) })
+	}
+	if os.Getenv("REGENT_CHAOS_LOGS") != "" {
+		args = append(args, "--debug") // kept logs say what each worker observed and wrote
+	}
+	w.proc, err = examplerun.Start(id, f.bin, args, []string{"KUBECONFIG=" + f.kubecfg}, func(_ *examplerun.Process, l examplerun.Line) { f.onLine(w, l) })
 	if err != nil {
 		link.Close()
 		f.t.Fatal(err)
@@ -151,6 +156,14 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 		if json.Unmarshal([]byte(l.Text), &fields) == nil {
 			f.timeline.End(w.id, fields.Mono, "returned")
 		}
+	case "cleared another holder's record":
+		var cleared struct {
+			Holder string `json:"holder"`
+			Mono   int64  `json:"mono"`
+		}
+		if json.Unmarshal([]byte(l.Text), &cleared) == nil {
+			f.noteClear(cleared.Holder, cleared.Mono)
+		}
 	case "leadership lost; cancelling the work":
 		w.lost.Add(1)
 	case "exit":
@@ -158,6 +171,21 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 			w.leaked.Store(&fields.Leaked)
 		}
 	}
+}
+
+// noteClear records that someone other than holder replaced holder's record with a free one at
+// the instant at (Now()).
+func (f *chaosFleet) noteClear(holder string, at int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clears[holder] = append(f.clears[holder], at)
+}
+
+// clearsOf returns when holder's record was cleared by someone else.
+func (f *chaosFleet) clearsOf(holder string) []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.clears[holder]...)
 }
 
 // watchExit closes the term of a worker that exited without ending it, and records an exit

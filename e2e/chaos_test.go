@@ -15,7 +15,7 @@ import (
 // The chaos suite's size. The defaults are the short run of `make test`; `make chaos` runs the
 // long one (see docs/benchmarks.md).
 var (
-	chaosFaults  = flag.Int("chaos.faults", 8, "faults injected into each fleet")
+	chaosFaults  = flag.Int("chaos.faults", 9, "faults injected into each fleet")
 	chaosFleets  = flag.String("chaos.fleets", "regent,client-go,mixed", "fleets to run, in order")
 	chaosWeights = flag.String("chaos.weights", "", "relative frequency of fault kinds after each has come once, e.g. sigterm=20 (default 1 each)")
 	chaosSeed    = flag.Uint64("chaos.seed", 0, "seed of the fault plan (0: from the clock)")
@@ -105,10 +105,10 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 	for _, o := range overlaps {
 		switch {
 		case o.Earlier.Library != "regent":
-		case o.Later.Library != "regent" && startedAfterDeletion(o.Later, results):
-			// client-go creates a deleted Lease at once, while the old holder still works: the
-			// overlap is the successor's doing, not the regent holder's.
-			t.Logf("overlap after a Lease deletion, started by client-go: %v", o)
+		case o.Later.Library != "regent" && startedAfterForeignWrite(o, results, f.clearsOf(o.Earlier.Who)):
+			// client-go creates a deleted Lease, or takes a cleared record, at once, while the old
+			// holder still works: the overlap is the successor's doing, not the regent holder's.
+			t.Logf("overlap after the Lease was deleted or cleared, started by client-go: %v", o)
 		default:
 			t.Errorf("overlap: %v", o)
 		}
@@ -126,11 +126,11 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 		if r.kind == faultPartition && !r.lost {
 			t.Errorf("%v: the partitioned leader did not report its term lost", r)
 		}
-		if (r.kind == faultDelete || r.kind == faultRecreate) && !r.lost {
-			t.Errorf("%v: the leader whose Lease was deleted did not report its term lost", r)
+		if r.kind.foreignWrite() && !r.lost {
+			t.Errorf("%v: the leader whose record was deleted or cleared did not report its term lost", r)
 		}
 		if r.kept && r.victimLib == "regent" {
-			t.Errorf("%v: a regent leader kept its term after its Lease was deleted", r)
+			t.Errorf("%v: a regent leader kept its term after its record was deleted or cleared", r)
 		}
 		if r.fenced == "regent" {
 			t.Errorf("%v: a regent term after the deletion was refused by the fencing sink", r)
@@ -146,12 +146,20 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 	return results, summarize(name, results, terms, overlaps, f.sink.Rejected(), len(incidents))
 }
 
-// startedAfterDeletion reports whether term began within a lease duration (plus a second) after a
-// fault that deleted the Lease.
-func startedAfterDeletion(term chaos.Term, results []faultResult) bool {
+// startedAfterForeignWrite reports whether the later term of o began within a lease duration
+// (plus a second) after a fault that deleted the Lease or cleared its record, or after a clear of
+// the earlier term's record by someone else (clears: when they happened).
+func startedAfterForeignWrite(o chaos.Overlap, results []faultResult, clears []int64) bool {
+	soon := func(at int64) bool {
+		return o.Later.Start >= at && time.Duration(o.Later.Start-at) <= fast.LeaseDuration+time.Second
+	}
 	for _, r := range results {
-		if (r.kind == faultDelete || r.kind == faultRecreate) && term.Start >= r.atMono &&
-			time.Duration(term.Start-r.atMono) <= fast.LeaseDuration+time.Second {
+		if r.kind.foreignWrite() && soon(r.atMono) {
+			return true
+		}
+	}
+	for _, at := range clears {
+		if at >= o.Earlier.Start && soon(at) {
 			return true
 		}
 	}
@@ -196,7 +204,7 @@ func summarize(name string, results []faultResult, terms []chaos.Term, overlaps 
 			fmt.Fprintf(&b, ", accepted after resuming %d, reported lost %d/%d", resumed, lost, len(rec))
 		case faultPartition:
 			fmt.Fprintf(&b, ", reported lost %d/%d", lost, len(rec))
-		case faultDelete, faultRecreate:
+		case faultDelete, faultRecreate, faultClear:
 			fmt.Fprintf(&b, ", reported lost %d/%d, next term fenced out %d, term kept by re-creating the Lease %d", lost, len(rec), fenced, kept)
 		}
 		b.WriteString("\n")

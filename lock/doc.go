@@ -10,7 +10,9 @@
 // Waiting is event-driven. A waiter watches the one Lease (a field selector on its name) and reads
 // it once as a list by the same selector after the watch opens; events not newer than that read
 // are dropped, so every consumer sees the object as one ordered stream and never goes back in
-// time. A free Lease (empty holder) is taken as soon as its event arrives.
+// time. A free record that its holder's release wrote is taken as soon as its event arrives; a
+// free record that someone else wrote over a held one binds like that held record (see
+// Deletion, re-creation and clearing).
 // A held Lease is taken once its record has stayed unchanged for its leaseDurationSeconds,
 // measured on the waiter's own clock from the moment the waiter observed the record change; a
 // timer set to that moment replaces polling. The holder's timestamps are never compared with the
@@ -53,13 +55,13 @@
 //   - A process paused for longer than the margin (SIGSTOP, a frozen VM) resumes with a term that
 //     may already belong to someone else. It ends the term as soon as it runs again, but what it
 //     does in the instant before cannot be prevented by a lock. Fencing tokens can: see Token.
-//   - Anyone with update rights on the Lease can overwrite it; the holder notices at its next
-//     renewal.
+//   - Anyone with update rights on the Lease can overwrite it with another holder's record; the
+//     holder notices at its next renewal. (A free record written over it is handled below.)
 //   - A Timings value that cannot work is refused: RetryPeriod below MinRetryPeriod (100 ms), a
 //     margin below MinMargin (1 s). The error names the field and hints at the unit when a
 //     value looks like seconds written as a bare time.Duration.
 //
-// # Deletion and re-creation
+// # Deletion, re-creation and clearing
 //
 // Anyone with delete rights can delete the Lease while it is held (kubectl delete lease). The
 // holder learns of it only at its next renewal, up to RetryPeriod later, and works on until then.
@@ -73,6 +75,19 @@
 // the Lease after it) cannot be known: that candidate creates the Lease at once, and the old
 // holder may overlap it by up to RetryPeriod plus its work's stopping time. Do not delete a
 // held Lease.
+//
+// A held record can also be cleared by someone other than its holder: client-go's release, run
+// after its own leader lost the Lease, reads the Lease and clears whatever record it finds
+// (client-go checks leadership against the record it observed before, not the one it read), and
+// an operator can edit the holder away. The holder works on until its next renewal, as after a
+// deletion, so a cleared record binds like a deleted one. regent's release keeps the term's
+// acquireTime and transition count; a free record that does not match the last held record a
+// Lease value saw is not that holder's release, and the value takes it only once that record
+// would have expired. When the free record was read by a list (the first read of an Acquire
+// after the value saw a held record, or a read after the watch broke), terms the value did not
+// see may lie in between, and it waits a whole LeaseDuration (or the last record's longer
+// duration) from the read. A waiter therefore waits up to LeaseDuration when a client-go leader
+// releases, and when a regent version before this rule released.
 //
 // A term owns a record only if holder and token match: the token is the object's UID with the
 // transition count, so a Lease deleted and created again under the same identity and count is
@@ -92,7 +107,8 @@
 //
 // # Release
 //
-// Release clears the holder with a compare-and-swap on the resourceVersion the term last wrote.
+// Release clears the holder, keeping the term's acquireTime and transition count, with a
+// compare-and-swap on the resourceVersion the term last wrote.
 // If that version is gone, the Lease is read again and cleared only if it still records this
 // term (same holder and token). A newer holder's record is never touched. Release
 // after a lost term still clears a record that is this term's, which lets the next holder in

@@ -31,8 +31,11 @@ type Lease struct {
 	// seen is the highest transition count this value has seen in the Lease's records. A Lease
 	// this value creates starts above it, so that tokens keep growing across a deletion.
 	seen int32
-	// gone is the last held record this value saw deleted, while it may still be in force.
+	// gone is the last held record this value saw deleted, or cleared by someone other than its
+	// holder, while it may still be in force.
 	gone *goneRecord
+	// last is the last record this value saw of the Lease, and since when it was seen unchanged.
+	last *seenRecord
 	// lastUID is the UID of the last Lease object this value saw; a Lease found absent, or with
 	// another UID, by a candidate that did not see the change means a deletion it did not see.
 	lastUID types.UID
@@ -107,6 +110,10 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
 	}
 	l.noteUnseenDeletion(cur)
+	if cur != nil {
+		l.noteCleared(cur, true)
+		l.saw(cur)
+	}
 	if g := l.goneInForce(); g != nil {
 		return nil, &HeldError{Lock: l.String(), Holder: g.record.holder}
 	}
@@ -172,12 +179,17 @@ func (l *Lease) newRecord(cur *coordinationv1.Lease, sent time.Time) leaseRecord
 	}
 }
 
-// saw notes a record of the Lease: its transition count and its object's UID.
+// saw notes a record of the Lease: its transition count, its object's UID, and the record itself
+// with the instant it was first seen as it is.
 func (l *Lease) saw(cur *coordinationv1.Lease) {
+	rec := recordOf(cur)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.seen = max(l.seen, recordOf(cur).transitions)
+	l.seen = max(l.seen, rec.transitions)
 	l.lastUID = cur.UID
+	if l.last == nil || l.last.uid != cur.UID || !l.last.record.equal(rec) {
+		l.last = &seenRecord{record: rec, id: leaseToken(cur, rec).ID, uid: cur.UID, at: l.o.clock.Now()}
+	}
 }
 
 // Observe calls fn each time the Lease's holder or term changes; see Lock.

@@ -113,6 +113,7 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 	}
 	if o.exists {
 		rec = recordOf(o.obj)
+		c.l.noteCleared(o.obj, o.listed)
 		c.l.saw(o.obj)
 	}
 	sameVersion := c.known && (c.lease != nil) == o.exists && (!o.exists || o.obj.ResourceVersion == c.lease.ResourceVersion)
@@ -188,8 +189,8 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 	if !ownWrite && (c.lease == nil || !l.reclaimable(c.lease)) {
 		if g := l.goneInForce(); g != nil {
 			if !c.waitedForGone {
-				l.o.log.Info("the lease was deleted while held; waiting until its record would have expired",
-					zap.String("holder", g.record.holder), zap.Duration("wait", g.expires.Sub(clk.Now())))
+				l.o.log.Info("a held record of the lease is gone without its holder letting go; waiting until it would have expired",
+					zap.String("how", g.how), zap.String("holder", g.record.holder), zap.Duration("wait", g.expires.Sub(clk.Now())))
 				c.waitedForGone = true
 			}
 			c.expiry = clk.NewTimer(g.expires.Sub(clk.Now()))
@@ -205,6 +206,10 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 	sent := clk.Now()
 	rec := l.newRecord(c.lease, sent)
 	written, err := l.write(ctx, c.lease, rec)
+	if ce := l.o.log.Check(zap.DebugLevel, "acquiring write answered"); ce != nil {
+		ce.Write(zap.String("op", writeOp(c.lease)), zap.String("base", resourceVersionOf(c.lease)),
+			zap.Int32("transitions", rec.transitions), zap.String("written", resourceVersionOf(written)), zap.Error(err))
+	}
 	switch {
 	case err == nil:
 		c.retry.reset()

@@ -13,10 +13,14 @@ import (
 // bounded only by the record it wrote. So the deletion of a held record is treated like that
 // record: until the record would have expired, as observed here, this value neither creates the
 // Lease again nor takes a free record of a Lease that someone created again meanwhile.
+//
+// A held record that someone other than its holder replaced with a free one is gone in the same
+// way, and binds in the same way (see noteCleared).
 type goneRecord struct {
 	record  leaseRecord
 	id      string    // the deleted term's token ID
 	expires time.Time // on the lock's clock: when the record was observed plus its duration
+	how     string    // what happened to it, for logs
 }
 
 // noteGone records that the Lease was observed absent after cur, observed at observedAt and
@@ -31,7 +35,7 @@ func (l *Lease) noteGone(cur *coordinationv1.Lease, observedAt time.Time, validF
 	}
 	l.seen = max(l.seen, rec.transitions)
 	if l.gone == nil || observedAt.Add(validFor).After(l.gone.expires) {
-		l.gone = &goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor)}
+		l.gone = &goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor), how: "deleted while held"}
 	}
 }
 
@@ -57,7 +61,7 @@ func (l *Lease) noteUnseenDeletion(cur *coordinationv1.Lease) {
 	}
 	expires := l.o.clock.Now().Add(l.o.timings.LeaseDuration)
 	if l.gone == nil || expires.After(l.gone.expires) {
-		l.gone = &goneRecord{record: leaseRecord{holder: "(unknown: the Lease was deleted unseen)"}, expires: expires}
+		l.gone = &goneRecord{record: leaseRecord{holder: "(unknown: the Lease was deleted unseen)"}, expires: expires, how: "deleted unseen"}
 	}
 }
 

@@ -61,3 +61,11 @@ func (r leaseRecord) equal(o leaseRecord) bool {
 
 // microNow is a wall-clock time as the API stores it, to microseconds.
 func microNow(now time.Time) time.Time { return now.Round(0).Truncate(time.Microsecond) }
+
+// resourceVersionOf is l's resourceVersion, or "" for no Lease; for logs.
+func resourceVersionOf(l *coordinationv1.Lease) string {
+	if l == nil {
+		return ""
+	}
+	return l.ResourceVersion
+}

@@ -214,6 +214,7 @@ func (lt *leaseTerm) lose(reason string, err error) {
 }
 
 func (lt *leaseTerm) renewed(l *coordinationv1.Lease, sent time.Time) {
+	lt.l.saw(l)
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	lt.written, lt.lastSent = l, sent
@@ -237,8 +238,9 @@ func (lt *leaseTerm) exclusiveUntil() time.Time {
 
 func (lt *leaseTerm) stop() { lt.wg.Wait() }
 
-// release clears the holder, in the form client-go writes (empty holder, duration 1 s, the
-// transition count kept), with a compare-and-swap on the resourceVersion this term last wrote.
+// release clears the holder as client-go does (empty holder, duration 1 s, the transition count
+// kept) but keeps the term's acquireTime, which marks the free record as this term's own release
+// (see isReleaseOf); it does so with a compare-and-swap on the resourceVersion this term last wrote.
 // If that version is gone it reads the Lease and clears it only if the record is still this
 // term's; a Lease that a newer term holds, or that was deleted, is left alone. The release is
 // bounded by twice RenewDeadline, one for each of its requests.
@@ -264,11 +266,12 @@ func (lt *leaseTerm) clear(ctx context.Context) (deleted bool, err error) {
 		lease := base.DeepCopy()
 		rec := recordOf(lease)
 		now := microNow(lt.l.o.clock.Now())
-		rec.holder, rec.durationSeconds, rec.acquireTime, rec.renewTime = "", 1, now, now
+		rec.holder, rec.durationSeconds, rec.renewTime = "", 1, now
 		rec.writeTo(lease)
-		_, err := lt.l.leases.Update(ctx, lease, metav1.UpdateOptions{})
+		released, err := lt.l.leases.Update(ctx, lease, metav1.UpdateOptions{})
 		switch {
 		case err == nil:
+			lt.l.saw(released)
 			lt.l.o.log.Info("released", zap.Int64("token", lt.term.token.Seq))
 			return false, nil
 		case apierrors.IsNotFound(err):

@@ -31,6 +31,9 @@ type object interface {
 type observation[T object] struct {
 	obj    T
 	exists bool
+	// listed is set on what a list read: changes since the previous observation may have been
+	// missed. Unset on a watch event, which follows the previous observation directly.
+	listed bool
 	err    error
 }
 
@@ -66,6 +69,13 @@ type objectWatcher[T object] struct {
 // run sends observations to out until ctx ends or a permanent failure is sent.
 func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 	send := func(o observation[T]) bool {
+		if ce := w.log.Check(zap.DebugLevel, "observed"); ce != nil {
+			fields := []zap.Field{zap.String("object", w.name), zap.Bool("exists", o.exists)}
+			if o.exists {
+				fields = append(fields, zap.String("resourceVersion", o.obj.GetResourceVersion()), zap.String("uid", string(o.obj.GetUID())))
+			}
+			ce.Write(fields...)
+		}
 		select {
 		case out <- o:
 			return true
@@ -155,10 +165,10 @@ func (w *objectWatcher[T]) read(ctx context.Context) (observation[T], string, er
 	}
 	for _, obj := range items {
 		if obj.GetName() == w.name { // the field selector already filters; this guards clients that do not
-			return observation[T]{obj: obj, exists: true}, rv, nil
+			return observation[T]{obj: obj, exists: true, listed: true}, rv, nil
 		}
 	}
-	return observation[T]{}, rv, nil
+	return observation[T]{listed: true}, rv, nil
 }
 
 // consume reads one watch until it ends. It returns the resourceVersion to resume from, whether

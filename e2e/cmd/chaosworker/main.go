@@ -39,21 +39,26 @@ func main() {
 	retryPeriod := flag.Duration("retry-period", 500*time.Millisecond, "retry period")
 	library := flag.String("library", "regent", "regent or client-go")
 	server := flag.String("server", "", "API server URL, replacing the kubeconfig's (the chaos suite's partition proxy)")
+	debug := flag.Bool("debug", false, "log at debug level: every observation and acquiring write of the lock")
 	flag.Parse()
 	timings := lock.Timings{LeaseDuration: *leaseDuration, RenewDeadline: *renewDeadline, RetryPeriod: *retryPeriod}
 
-	log, _ := zap.NewProduction()
+	cfg := zap.NewProductionConfig()
+	if *debug {
+		cfg.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+	}
+	log, _ := cfg.Build()
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	restCfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
 	if err != nil {
 		log.Fatal("kubeconfig", zap.Error(err))
 	}
 	if *server != "" {
-		cfg.Host = *server
+		restCfg.Host = *server
 	}
-	client := kubernetes.NewForConfigOrDie(cfg)
+	client := kubernetes.NewForConfigOrDie(restCfg)
 	w := &writer{log: log, client: &http.Client{Timeout: time.Second}, sink: *sink, who: *identity, tick: *tick}
 	log.Info("campaigning", zap.String("library", *library))
 	if *library == "client-go" {
@@ -124,11 +129,11 @@ func runClientGo(ctx context.Context, log *zap.Logger, client kubernetes.Interfa
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithCancel(ctx)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock: &resourcelock.LeaseLock{
+			Lock: &clearReporter{LeaseLock: &resourcelock.LeaseLock{
 				LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
 				Client:     client.CoordinationV1(),
 				LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-			},
+			}, log: log},
 			LeaseDuration: t.LeaseDuration, RenewDeadline: t.RenewDeadline, RetryPeriod: t.RetryPeriod,
 			ReleaseOnCancel: true,
 			Callbacks: leaderelection.LeaderCallbacks{
@@ -152,6 +157,35 @@ func runClientGo(ctx context.Context, log *zap.Logger, client kubernetes.Interfa
 		le.Run(rctx)
 		cancel()
 	}
+}
+
+// clearReporter is client-go's LeaseLock, logging "cleared another holder's record" when client-go
+// writes a free record over a record that another candidate holds. client-go's release does so
+// after its own leader lost the Lease: it reads the Lease, checks leadership against the record
+// it observed before (its own), and clears what it read. The chaos harness uses the log to tell
+// the overlap that follows from a defect of regent.
+type clearReporter struct {
+	*resourcelock.LeaseLock
+	log  *zap.Logger
+	read *resourcelock.LeaderElectionRecord // the record of the last Get
+}
+
+func (c *clearReporter) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec, raw, err := c.LeaseLock.Get(ctx)
+	if err == nil {
+		c.read = rec
+	}
+	return rec, raw, err
+}
+
+func (c *clearReporter) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	read := c.read
+	at := chaos.Now()
+	err := c.LeaseLock.Update(ctx, ler)
+	if err == nil && ler.HolderIdentity == "" && read != nil && read.HolderIdentity != "" && read.HolderIdentity != c.Identity() {
+		c.log.Warn("cleared another holder's record", zap.String("holder", read.HolderIdentity), zap.Int64("mono", at))
+	}
+	return err
 }
 
 // reportLeaks logs "exit" with the goroutines still running after the campaign ended, leaving
