@@ -19,8 +19,9 @@ import (
 
 // runClientGo runs a client-go leaderelection candidate on the Lease until ctx ends. Each time it
 // leads it works for hold and then gives up: its term ends when the work stops (recorded before
-// client-go releases), so the recorded interval covers everything it did as leader.
-func runClientGo(ctx context.Context, t *testing.T, client kubernetes.Interface, ns, name, id string, hold time.Duration, rec *terms, wg *sync.WaitGroup) {
+// client-go releases), so the recorded interval covers everything it did as leader. It then
+// steps aside for rest before campaigning again.
+func runClientGo(ctx context.Context, t *testing.T, client kubernetes.Interface, ns, name, id string, hold, rest time.Duration, rec *terms, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -56,11 +57,15 @@ func runClientGo(ctx context.Context, t *testing.T, client kubernetes.Interface,
 			}
 			le.Run(rctx)
 			cancel()
+			select {
+			case <-time.After(rest):
+			case <-ctx.Done():
+			}
 		}
 	}()
 }
 
-// 5. A mixed fleet: client-go and regent candidates on one Lease never lead at once.
+// 5. A mixed fleet: client-go and regent candidates on one Lease never lead at once, and both lead.
 func TestMixedFleetWithClientGo(t *testing.T) {
 	ns := namespace(t)
 	const lockName = "mixed"
@@ -92,8 +97,12 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 			}
 		}()
 	}
+	// A regent waiter cannot tell client-go's release of its own record from its release of
+	// another holder's, which client-go also writes (docs/design.md), so it takes the free record
+	// only once the record it replaced would have expired. client-go candidates step aside for
+	// longer than that, or they would always come first.
 	for i := range 2 {
-		runClientGo(ctx, t, cp.Client(controlplane.AdminUser), ns, lockName, fmt.Sprintf("client-go-%d", i), 300*time.Millisecond, rec, &wg)
+		runClientGo(ctx, t, cp.Client(controlplane.AdminUser), ns, lockName, fmt.Sprintf("client-go-%d", i), 300*time.Millisecond, fast.LeaseDuration+time.Second, rec, &wg)
 	}
 	seen := map[string]int{}
 	for handovers := 0; handovers < 12 || seen["client-go-0"]+seen["client-go-1"] < 2; handovers++ {
@@ -104,7 +113,7 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 	wg.Wait()
 	rec.check(t)
 	t.Logf("terms per candidate: %v", seen)
-	if seen["regent-0"]+seen["regent-1"] == 0 {
+	if seen["regent-0"]+seen["regent-1"] < 2 {
 		t.Error("no regent candidate led")
 	}
 }
