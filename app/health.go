@@ -20,7 +20,9 @@ const healthSlack = 5 * time.Second
 // released, and, for a lock that renews (a Lease: see SetRenewDeadline), while this process
 // believes it leads but has not renewed for longer than the renew deadline plus a little slack:
 // in both cases restarting the process is the cure. Leader-for-life locks never renew, so their
-// leaders are not judged by renewals. /readyz answers ok once the election is wired up.
+// leaders are not judged by renewals. Checks of the application's own (AddCheck) are judged too:
+// a worker that has stopped making progress, say. /readyz answers ok once the election is wired
+// up.
 type Health struct {
 	clock clock.PassiveClock
 
@@ -29,6 +31,12 @@ type Health struct {
 	leading       bool
 	lastRenewed   time.Time
 	overran       bool
+	checks        []namedCheck
+}
+
+type namedCheck struct {
+	name  string
+	check func() error
 }
 
 var _ leader.Recorder = (*Health)(nil)
@@ -79,15 +87,43 @@ func (h *Health) Renewed(r lock.Renewal) {
 	h.lastRenewed = h.clock.Now()
 }
 
+// AddCheck adds a check of the application's own to /healthz: while check returns an error,
+// /healthz fails with name and the error. check is called on every probe, outside Health's lock,
+// and must return quickly. A work loop that should tick regularly, for instance, can note each
+// tick and fail the check when none came for a while: a leader whose work hangs while its lease
+// renews is then restarted by the liveness probe, and another replica leads.
+func (h *Health) AddCheck(name string, check func() error) error {
+	if name == "" {
+		return &lock.ConfigError{Field: "name", Value: name, Reason: "must name the check"}
+	}
+	if check == nil {
+		return &lock.ConfigError{Field: "check", Value: nil, Reason: "must not be nil"}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checks = append(h.checks, namedCheck{name: name, check: check})
+	return nil
+}
+
 // Check returns nil when healthy, else what is wrong.
 func (h *Health) Check() error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	checks := h.checks
+	var err error
 	switch {
 	case h.overran:
-		return fmt.Errorf("the work of a lost term is still running after others could take over")
+		err = fmt.Errorf("the work of a lost term is still running after others could take over")
 	case h.leading && h.renewDeadline > 0 && h.clock.Since(h.lastRenewed) > h.renewDeadline+healthSlack:
-		return fmt.Errorf("leading, but not renewed for %v", h.clock.Since(h.lastRenewed).Round(time.Millisecond))
+		err = fmt.Errorf("leading, but not renewed for %v", h.clock.Since(h.lastRenewed).Round(time.Millisecond))
+	}
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if err := c.check(); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
 	}
 	return nil
 }

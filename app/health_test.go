@@ -1,6 +1,10 @@
 package app
 
 import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +57,40 @@ func TestHealthJudgesRenewalsOnlyForLocksThatRenew(t *testing.T) {
 				t.Errorf("%d failed checks over ten minutes of leading without renewals; want failures: %v", failures, tt.wantFailures)
 			}
 		})
+	}
+}
+
+func TestHealthJudgesTheApplicationsOwnChecks(t *testing.T) {
+	h := NewHealth()
+	var stuck error
+	if err := h.AddCheck("work progress", func() error { return stuck }); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Check(); err != nil {
+		t.Fatalf("Check with a passing check = %v", err)
+	}
+	stuck = errors.New("no tick for 15s")
+	if err := h.Check(); err == nil || !strings.Contains(err.Error(), "work progress: no tick for 15s") {
+		t.Fatalf("Check with a failing check = %v, want it named", err)
+	}
+	srv := httptest.NewServer(h.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("/healthz = %d with a failing check, want 500", resp.StatusCode)
+	}
+	for _, bad := range []struct {
+		name  string
+		check func() error
+		field string
+	}{{"", func() error { return nil }, "name"}, {"x", nil, "check"}} {
+		var ce *lock.ConfigError
+		if err := h.AddCheck(bad.name, bad.check); !errors.As(err, &ce) || ce.Field != bad.field {
+			t.Errorf("AddCheck(%q, nil=%v) = %v, want a ConfigError for %s", bad.name, bad.check == nil, err, bad.field)
+		}
 	}
 }

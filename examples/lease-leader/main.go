@@ -2,13 +2,21 @@
 // "leading", then "still leading" every tick (5 s by default). On SIGTERM its work stops first,
 // and only then is the Lease released, so another replica takes over at once.
 //
+// The work notes each tick, and /healthz fails while a leader's work has not ticked for three
+// ticks: a leader whose work hangs while its Lease renews is restarted by the liveness probe, and
+// another replica leads once the Lease expires. --hang-after makes the work hang on purpose
+// after leading that long, to try it.
+//
 //	go run ./examples/lease-leader --lock-name=lease-leader-example
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -23,11 +31,20 @@ func main() {
 	cfg.LockName = "lease-leader-example"
 	cfg.RegisterFlags(flag.CommandLine)
 	tick := flag.Duration("tick", 5*time.Second, "how often the leader logs that it still leads")
+	hangAfter := flag.Duration("hang-after", 0, "a fault to try the liveness probe with: the work hangs, ignoring its context, after leading this long (0: never)")
 	flag.Parse()
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err == nil && *tick <= 0 {
+		err = fmt.Errorf("--tick=%v: must be positive", *tick)
+	}
+	if err == nil && *hangAfter < 0 {
+		err = fmt.Errorf("--hang-after=%v: must be positive, or 0 for never", *hangAfter)
+	}
+	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		os.Exit(2)
 	}
+	w := &work{tick: *tick, hangAfter: *hangAfter}
 	fx.New(
 		app.ProductionLogger,
 		app.Logging,
@@ -36,18 +53,32 @@ func main() {
 		app.ContextInfo,
 		app.LeaderElection,
 		app.Monitoring,
-		fx.Invoke(func(p app.WorkloadParams, log *zap.Logger) {
-			app.RunGuarded(p, lead(log, *tick))
+		fx.Invoke(func(p app.WorkloadParams, h *app.Health, log *zap.Logger) error {
+			if err := h.AddCheck("work progress", w.progress); err != nil {
+				return err
+			}
+			app.RunGuarded(p, w.lead(log))
+			return nil
 		}),
 	).Run()
 }
 
+// work is the guarded work, with what /healthz needs to know of it.
+type work struct {
+	tick, hangAfter time.Duration
+	// lastTick is when the work last ticked (UnixNano), 0 while it does not lead.
+	lastTick atomic.Int64
+}
+
 // lead is the guarded work: it runs while this replica leads.
-func lead(log *zap.Logger, tick time.Duration) leader.Work {
+func (w *work) lead(log *zap.Logger) leader.Work {
 	return func(ctx context.Context) error {
 		token, _ := leader.TokenFrom(ctx)
 		log.Info("leading", zap.Stringer("token", token))
-		t := time.NewTicker(tick)
+		w.lastTick.Store(time.Now().UnixNano())
+		defer w.lastTick.Store(0)
+		began := time.Now()
+		t := time.NewTicker(w.tick)
 		defer t.Stop()
 		for {
 			select {
@@ -55,8 +86,25 @@ func lead(log *zap.Logger, tick time.Duration) leader.Work {
 				log.Info("stopped leading work", zap.Stringer("token", token), zap.NamedError("cause", context.Cause(ctx)))
 				return nil
 			case <-t.C:
-				log.Info("still leading", zap.Stringer("token", token))
 			}
+			if w.hangAfter > 0 && time.Since(began) >= w.hangAfter {
+				log.Warn("the work hangs on purpose (--hang-after), ignoring its context", zap.Stringer("token", token))
+				select {} // never returns: only the process's end stops it
+			}
+			w.lastTick.Store(time.Now().UnixNano())
+			log.Info("still leading", zap.Stringer("token", token))
 		}
 	}
+}
+
+// progress fails while this replica leads and its work has not ticked for three ticks.
+func (w *work) progress() error {
+	last := w.lastTick.Load()
+	if last == 0 {
+		return nil
+	}
+	if since := time.Since(time.Unix(0, last)); since > 3*w.tick {
+		return errors.New("the leader's work has not ticked for " + since.Round(time.Second).String())
+	}
+	return nil
 }
