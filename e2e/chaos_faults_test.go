@@ -180,30 +180,32 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
 	var w chaos.TermWrites
 	var err error
-	if kind.foreignWrite() {
-		// The Lease's count restarts with a deletion. A new term whose token is below the old
-		// one is refused by the sink, as any fencing store would; note whose it was, and reset
-		// the fence so that the fleet can go on.
+	for ctx.Err() == nil {
 		dctx, dcancel := context.WithTimeout(ctx, fast.LeaseDuration+2*time.Second)
 		_, w, err = f.sink.Await(dctx, newTerm)
 		dcancel()
-		if err != nil {
-			if out := f.sink.FencedOut(before); len(out) > 0 {
-				res.fenced = f.libraryOf(out[0].Who)
-				f.awaitTermEnd(victim, before.Seq) // or its writes would set the fence again
-				f.sink.Reset()
-				_, w, err = f.sink.Await(ctx, newTerm)
-			} else if term, open := f.timeline.Open(victim.id); open && term.Seq == before.Seq {
-				// client-go's leader creates the deleted Lease again, or takes the cleared record,
-				// at its next renewal and goes on in the same term, unaware: there is no new
-				// leader to wait for.
-				res.kept = true
-				res.stale = f.sink.Writes(before).Rejected
-				return res
-			}
+		if err == nil {
+			break
 		}
-	} else {
-		_, w, err = f.sink.Await(ctx, newTerm)
+		if who, lib, ok := f.fencedOutNow(); ok {
+			// A new term whose token is below the fence is refused by the sink, as any fencing
+			// store would: after a deletion the Lease's count restarts, and a client-go leader
+			// that created the Lease again keeps its old token, above every later client-go
+			// term's. Note whose it was, and reset the fence so that the fleet can go on.
+			res.fenced = lib
+			f.t.Logf("%s: after %s the new term of %s was fenced out; resetting the fence", f.name, kind, who)
+			if kind.foreignWrite() {
+				f.awaitTermEnd(victim, before.Seq) // or its writes would set the fence again
+			}
+			f.sink.Reset()
+		} else if term, open := f.timeline.Open(victim.id); kind.foreignWrite() && open && term.Seq == before.Seq {
+			// client-go's leader creates the deleted Lease again, or takes the cleared record,
+			// at its next renewal and goes on in the same term, unaware: there is no new
+			// leader to wait for.
+			res.kept = true
+			res.stale = f.sink.Writes(before).Rejected
+			return res
+		}
 	}
 	if err != nil {
 		f.t.Fatalf("%s: no new leader after %s of %s", f.name, kind, victim.id)

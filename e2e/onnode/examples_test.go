@@ -13,11 +13,15 @@ var watchFor = flag.Duration("onnode.watch", 3*time.Minute, "how long the exampl
 
 // 1. Each example's manifests, unchanged, as a Deployment: exactly one leader (or critical
 // section) at a time, from the Pods' logs on one clock, and every Pod stays Ready and is never
-// restarted by its probes, for -onnode.watch (3 minutes).
+// restarted by its probes, for -onnode.watch (3 minutes); and each runs under its own
+// ServiceAccount with exactly the Roles its manifests grant (checkRBAC).
 func TestExamplesRunAsDeployments(t *testing.T) {
 	nss := make([]string, len(examples))
 	for i, ex := range examples {
 		nss[i] = deploy(t, ex)
+	}
+	for i, ex := range examples {
+		checkRBAC(t, nss[i], ex) // 6. each under its own ServiceAccount, with exactly its Role
 	}
 	t.Logf("all four Deployments Ready; watching them for %v", *watchFor)
 	deadline := time.Now().Add(*watchFor)
