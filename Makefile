@@ -11,10 +11,13 @@ export REGENT_CONTROLPLANE_CACHE
 ## test: lint, unit tests and the end-to-end suite on a real control plane (the README's test command)
 test: lint unit e2e
 
-## demo: three replicas of examples/lease-leader on the embedded control plane (or on the
-## cluster of $KUBECONFIG): an election, a graceful handover and a crash failover, in about a minute
+## demo: three replicas of examples/lease-leader as a Deployment on a node of the demo's own (where
+## the node cannot start, it says why and runs them as processes on the embedded control plane; with
+## $KUBECONFIG, as processes on that cluster): an election, a handover and a crash failover, in about
+## a minute once built
 demo: $(if $(KUBECONFIG),,controlplane)
-	cd e2e && REGENT_CONTROLPLANE_BIN="$$($(if $(KUBECONFIG),true,../tools/controlplane/build.sh))" $(GO) run ./cmd/demo $(DEMO_FLAGS)
+	@$(if $(KUBECONFIG),true,tools/node/install.sh || echo "demo: the node's parts could not be installed (see above)")
+	cd e2e && REGENT_CONTROLPLANE_BIN="$$($(if $(KUBECONFIG),true,../tools/controlplane/build.sh node || ../tools/controlplane/build.sh))" $(GO) run ./cmd/demo $(DEMO_FLAGS)
 
 ## unit: the fast unit tests, with the race detector
 unit:

@@ -1,6 +1,7 @@
-// Package demo runs three replicas of examples/lease-leader as OS processes against a control
-// plane (the embedded one, or a cluster from a kubeconfig) and prints a timeline of who leads:
-// the first election, a graceful handover (SIGTERM) and a failover after a crash (SIGKILL).
+// Package demo runs three replicas of examples/lease-leader and prints a timeline of who leads:
+// the first election, a graceful handover (SIGTERM) and a failover after a crash (SIGKILL). Run
+// has them as OS processes against a control plane (the embedded one, or a cluster from a
+// kubeconfig); RunOnNode as a Deployment of real Pods on a node (package node).
 package demo
 
 import (
@@ -26,6 +27,7 @@ import (
 
 	"github.com/regent-k8s/regent/e2e/controlplane"
 	"github.com/regent-k8s/regent/e2e/examplerun"
+	"github.com/regent-k8s/regent/e2e/node"
 )
 
 // Options configure Run.
@@ -36,6 +38,9 @@ type Options struct {
 	Kubeconfig string
 	// ControlPlane reuses a running embedded control plane instead of starting one.
 	ControlPlane *controlplane.ControlPlane
+	// Node, for RunOnNode, reuses a running node (with the lease-leader:latest image) instead
+	// of starting one.
+	Node *node.Node
 }
 
 // Summary is what the demo measured.
