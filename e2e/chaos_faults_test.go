@@ -341,15 +341,6 @@ func (f *chaosFleet) awaitFollowers(leader *chaosWorker) {
 // chaosLease is the name of the Lease the chaos workers campaign for (the worker's default).
 const chaosLease = "chaos"
 
-func (f *chaosFleet) libraryOf(id string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if w := f.workers[id]; w != nil {
-		return w.library
-	}
-	return "?"
-}
-
 // fencedOutNow returns a live worker whose open term has written and had every write refused.
 func (f *chaosFleet) fencedOutNow() (who, library string, ok bool) {
 	f.mu.Lock()
