@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,9 @@ func TestConfigValidationNamesTheFlag(t *testing.T) {
 		{name: "unknown kind", change: func(c *Config) { c.LockKind = "etcd" }, wantFlag: "lock-kind"},
 		{name: "deadline above duration", change: func(c *Config) { c.Timings.RenewDeadline = 20 * time.Second }, wantFlag: "lease-duration"},
 		{name: "zero retry period", change: func(c *Config) { c.Timings.RetryPeriod = 0 }, wantFlag: "retry-period"},
+		{name: "lock name not an object name", change: func(c *Config) { c.LockName = "My_Lock" }, wantFlag: "lock-name"},
+		{name: "namespace not a label", change: func(c *Config) { c.Namespace = "team/a" }, wantFlag: "namespace"},
+		{name: "blank identity", change: func(c *Config) { c.Identity = "   " }, wantFlag: "identity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +89,35 @@ func TestConfigFromFlagsAndEnvironment(t *testing.T) {
 	}
 	if c.LockName != "from-env" || c.LockKind != KindConfigMap || c.Timings.LeaseDuration != 30*time.Second || c.Timings.RetryPeriod != time.Second {
 		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestAnUnreadableDurationInTheEnvironmentIsReportedAsGiven(t *testing.T) {
+	t.Setenv("REGENT_LEASE_DURATION", "abc")
+	c := DefaultConfig()
+	c.LockName = "x"
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if def := fs.Lookup("lease-duration").DefValue; def != lock.DefaultTimings.LeaseDuration.String() {
+		t.Errorf("-help shows default %q, want the default duration", def)
+	}
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	var fe *FlagError
+	if err := c.Validate(); !errors.As(err, &fe) || fe.Flag != "lease-duration" || fe.Value != "abc" || !strings.Contains(err.Error(), `"abc"`) {
+		t.Fatalf("Validate = %v, want the text given named", err)
+	}
+	// The flag, when given, overrides the environment.
+	c2 := DefaultConfig()
+	c2.LockName = "x"
+	fs2 := flag.NewFlagSet("test", flag.ContinueOnError)
+	c2.RegisterFlags(fs2)
+	if err := fs2.Parse([]string{"--lease-duration=20s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Validate(); err != nil || c2.Timings.LeaseDuration != 20*time.Second {
+		t.Fatalf("with --lease-duration=20s over a bad environment: %v, %v", err, c2.Timings.LeaseDuration)
 	}
 }
 
@@ -289,17 +322,35 @@ func TestMetricsCountTerms(t *testing.T) {
 
 func TestContextInfoModuleLoadsThePod(t *testing.T) {
 	t.Setenv("POD_NAME", "pod-0")
+	t.Setenv("POD_NAMESPACE", "team")
 	env := kubefake.NewEnv(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-0", Namespace: "team", UID: "u"}})
 	cfg := testConfig()
-	cfg.Namespace = "team" // overrides POD_NAMESPACE
+	cfg.Namespace = "locks" // the lock's namespace, not the Pod's
 	var info contextinfo.Info
+	var l lock.Lock
 	app := fxtest.New(t,
 		fx.Supply(cfg),
 		fx.Provide(func() corev1client.PodsGetter { return env.Client.CoreV1() }),
-		ContextInfo, fx.Populate(&info))
+		fx.Provide(func() kubernetes.Interface { return env.Client }),
+		ContextInfo, LeaderElection, fx.Populate(&info, &l))
 	app.RequireStart().RequireStop()
 	if info.Namespace != "team" || info.Pod == nil || info.Pod.UID != "u" {
 		t.Errorf("info = %+v", info)
+	}
+	if l == nil || !strings.Contains(l.String(), "locks/") {
+		t.Errorf("lock %v, want a Lease in namespace locks", l)
+	}
+}
+
+func TestALeaderForLifeLockMustLiveInItsPodsNamespace(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-0", Namespace: "team", UID: "u"}}
+	env := kubefake.NewEnv(pod)
+	cfg := testConfig()
+	cfg.LockKind, cfg.Namespace = KindConfigMap, "locks"
+	_, err := NewLeaderElection(LeaderElectionParams{Config: cfg, Info: contextinfo.Info{Namespace: "team", PodName: "pod-0", Pod: pod}, Client: env.Client})
+	var fe *FlagError
+	if !errors.As(err, &fe) || fe.Flag != "namespace" || !strings.Contains(err.Error(), `"team"`) {
+		t.Fatalf("NewLeaderElection = %v, want a FlagError for --namespace naming the Pod's namespace", err)
 	}
 }
 

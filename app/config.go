@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/regent-k8s/regent/lock"
 )
 
@@ -27,7 +29,9 @@ type Config struct {
 	Kubeconfig string
 	// Context is the kubeconfig context; empty: the current one.
 	Context string
-	// Namespace of the lock; empty: POD_NAMESPACE, the service-account file, the kubeconfig context.
+	// Namespace of the lock; empty: this process's own namespace (contextinfo: POD_NAMESPACE, the
+	// service-account file, the kubeconfig context). A Lease may live in any namespace; a
+	// leader-for-life lock is owned by its Pod and lives in the Pod's namespace.
 	Namespace string
 	// LockKind is lease, configmap or leaderlock.
 	LockKind LockKind
@@ -40,6 +44,10 @@ type Config struct {
 	Timings lock.Timings
 	// HealthAddr is where /healthz, /readyz and /metrics are served; empty disables the server.
 	HealthAddr string
+
+	// envErr is an environment variable RegisterFlags could not read, reported by Validate
+	// unless its flag was given.
+	envErr *FlagError
 }
 
 // DefaultConfig has the documented defaults.
@@ -73,7 +81,7 @@ type flagSpec struct {
 var (
 	flagKubeconfig    = flagSpec{"kubeconfig", "KUBECONFIG", "kubeconfig file (default: in-cluster, then ~/.kube/config)"}
 	flagContext       = flagSpec{"context", "REGENT_CONTEXT", "kubeconfig context (default: the current one)"}
-	flagNamespace     = flagSpec{"namespace", "POD_NAMESPACE", "namespace of the lock (default: the Pod's or the kubeconfig context's)"}
+	flagNamespace     = flagSpec{"namespace", "REGENT_NAMESPACE", "namespace of the lock (default: this process's own: the Pod's, or the kubeconfig context's)"}
 	flagLockKind      = flagSpec{"lock-kind", "REGENT_LOCK_KIND", "lease, configmap or leaderlock"}
 	flagLockName      = flagSpec{"lock-name", "REGENT_LOCK_NAME", "name of the lock object"}
 	flagIdentity      = flagSpec{"identity", "REGENT_IDENTITY", "this process's name in the lock (default: POD_NAME or host name, plus a random suffix)"}
@@ -103,22 +111,56 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.LockKind = LockKind(v)
 	}
 	dur := func(p *time.Duration, f flagSpec) {
+		var fromEnv *FlagError
 		if v := os.Getenv(f.env); v != "" {
 			if d, err := time.ParseDuration(v); err == nil {
 				*p = d
 			} else {
-				*p = -1 // reported by Validate
+				fromEnv = &FlagError{Flag: f.name, Env: f.env, Value: v, Reason: "not a duration (say 15s or 1m)"}
+				if c.envErr == nil {
+					c.envErr = fromEnv
+				}
 			}
 		}
-		fs.DurationVar(p, f.name, *p, f.usage+" ["+f.env+"]")
+		fs.Var(&durationFlag{p: p, set: func() {
+			if c.envErr == fromEnv {
+				c.envErr = nil // the flag overrides the environment
+			}
+		}}, f.name, f.usage+" ["+f.env+"]")
 	}
 	dur(&c.Timings.LeaseDuration, flagLeaseDuration)
 	dur(&c.Timings.RenewDeadline, flagRenewDeadline)
 	dur(&c.Timings.RetryPeriod, flagRetryPeriod)
 }
 
+// durationFlag is a time.Duration flag that reports when it is set.
+type durationFlag struct {
+	p   *time.Duration
+	set func()
+}
+
+func (f *durationFlag) String() string {
+	if f.p == nil {
+		return "0s"
+	}
+	return f.p.String()
+}
+
+func (f *durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration (say 15s or 1m)")
+	}
+	*f.p = d
+	f.set()
+	return nil
+}
+
 // Validate checks the configuration; the error names the flag.
 func (c Config) Validate() error {
+	if c.envErr != nil {
+		return c.envErr
+	}
 	switch orKind(c.LockKind) {
 	case KindLease, KindConfigMap, KindLeaderLock:
 	default:
@@ -126,6 +168,17 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.LockName) == "" {
 		return &FlagError{Flag: flagLockName.name, Env: flagLockName.env, Value: c.LockName, Reason: "is required"}
+	}
+	if errs := validation.IsDNS1123Subdomain(c.LockName); len(errs) > 0 {
+		return &FlagError{Flag: flagLockName.name, Env: flagLockName.env, Value: c.LockName, Reason: "not a valid object name: " + strings.Join(errs, "; ")}
+	}
+	if c.Namespace != "" {
+		if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {
+			return &FlagError{Flag: flagNamespace.name, Env: flagNamespace.env, Value: c.Namespace, Reason: "not a valid namespace: " + strings.Join(errs, "; ")}
+		}
+	}
+	if c.Identity != "" && strings.TrimSpace(c.Identity) == "" {
+		return &FlagError{Flag: flagIdentity.name, Env: flagIdentity.env, Value: c.Identity, Reason: "must not be blank"}
 	}
 	if orKind(c.LockKind) == KindLease {
 		if err := c.Timings.Validate(); err != nil {

@@ -22,14 +22,10 @@ type ContextInfoParams struct {
 	ClientConfig clientcmd.ClientConfig `optional:"true"`
 }
 
-// NewContextInfo loads contextinfo.Info; Config.Namespace, when set, overrides POD_NAMESPACE.
+// NewContextInfo loads contextinfo.Info: this process's own namespace and Pod. Config.Namespace,
+// the lock's namespace, plays no part in it.
 func NewContextInfo(p ContextInfoParams) (contextinfo.Info, error) {
-	opts := []contextinfo.Option{contextinfo.WithEnv(func(key string) string {
-		if key == contextinfo.EnvPodNamespace && p.Config.Namespace != "" {
-			return p.Config.Namespace
-		}
-		return os.Getenv(key)
-	})}
+	opts := []contextinfo.Option{contextinfo.WithEnv(os.Getenv)}
 	if p.ClientConfig != nil {
 		opts = append(opts, contextinfo.WithKubeconfig(p.ClientConfig))
 	}

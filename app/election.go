@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"fmt"
 
 	"go.uber.org/fx"
@@ -41,8 +42,9 @@ type LeaderElectionResult struct {
 	Election *leader.Election
 }
 
-// NewLeaderElection builds the lock and the election. The Lease lives in Info.Namespace; the
-// leader-for-life locks in the Pod's namespace, and need a Pod (POD_NAME).
+// NewLeaderElection builds the lock and the election. The Lease lives in Config.Namespace, or
+// this process's own (Info.Namespace) when that is empty; the leader-for-life locks are owned by
+// the Pod, live in its namespace, and need a Pod (POD_NAME).
 func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 	if err := p.Config.Validate(); err != nil {
 		return LeaderElectionResult{}, err
@@ -87,9 +89,14 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 		l   lock.Lock
 		err error
 	)
-	switch orKind(p.Config.LockKind) {
+	kind := orKind(p.Config.LockKind)
+	if ns := p.Config.Namespace; kind != KindLease && ns != "" && p.Info.Pod != nil && ns != p.Info.Pod.Namespace {
+		return LeaderElectionResult{}, &FlagError{Flag: flagNamespace.name, Env: flagNamespace.env, Value: ns,
+			Reason: fmt.Sprintf("a %s lock is owned by its Pod and lives in the Pod's namespace %q", kind, p.Info.Pod.Namespace)}
+	}
+	switch kind {
 	case KindLease:
-		l, err = lock.NewLease(p.Client.CoordinationV1(), p.Info.Namespace, p.Config.LockName, opts...)
+		l, err = lock.NewLease(p.Client.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, opts...)
 	case KindConfigMap:
 		l, err = lock.NewConfigMapForLife(p.Client.CoreV1(), p.Info.Pod, p.Config.LockName, opts...)
 	case KindLeaderLock:
