@@ -1,6 +1,8 @@
 package app
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,7 +32,9 @@ type Metrics struct {
 
 var _ leader.Recorder = (*Metrics)(nil)
 
-// NewMetrics registers the metrics with reg.
+// NewMetrics registers the metrics with reg. Metrics already registered there by another Metrics
+// (two apps in one process, say, sharing controller-runtime's registry) are shared: each lock
+// has its own label.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return nil, &lock.ConfigError{Field: "Registerer", Value: nil, Reason: "must not be nil"}
@@ -47,12 +51,37 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, label),
 		renewFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_renew_failures_total", Help: "Renewals that failed."}, label),
 	}
-	for _, c := range []prometheus.Collector{m.isLeader, m.termsStarted, m.termsLost, m.overruns, m.acquireWait, m.renewDuration, m.renewFailures} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, &m.isLeader); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.termsStarted, &m.termsLost, &m.overruns, &m.renewFailures); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.acquireWait, &m.renewDuration); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers each collector with reg, and where one is already registered, uses that
+// one instead.
+func register[C prometheus.Collector](reg prometheus.Registerer, cs ...*C) error {
+	for _, c := range cs {
+		err := reg.Register(*c)
+		var are prometheus.AlreadyRegisteredError
+		switch {
+		case err == nil:
+		case errors.As(err, &are):
+			existing, ok := are.ExistingCollector.(C)
+			if !ok {
+				return fmt.Errorf("a collector of another type is registered under a regent metric's name: %w", err)
+			}
+			*c = existing
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 // Acquired implements leader.Recorder.

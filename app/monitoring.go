@@ -11,10 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
+
+	"github.com/regent-k8s/regent/lock"
 )
 
-// Monitoring provides *Health and *Metrics (registered with the graph's prometheus.Registerer,
-// or a registry of its own) and serves /healthz, /readyz and /metrics on Config.HealthAddr.
+// Monitoring provides *Health and *Metrics and serves /healthz, /readyz and /metrics on
+// Config.HealthAddr. The metrics are registered with the graph's prometheus.Registerer (say
+// controller-runtime's metrics.Registry, supplied with fx.Supply(fx.Annotate(metrics.Registry,
+// fx.As(new(prometheus.Registerer))))), else its *prometheus.Registry, else a registry of their
+// own; /metrics serves the graph's prometheus.Gatherer, else that registry.
 var Monitoring = fx.Module("regent.monitoring",
 	fx.Provide(NewMonitoring),
 	fx.Invoke(func(*Health) {}), // builds the module, and so starts its server, even if nothing asks for Health
@@ -26,7 +31,12 @@ type MonitoringParams struct {
 	Lifecycle fx.Lifecycle
 	Config    Config
 	Log       *zap.Logger          `optional:"true"`
-	Registry  *prometheus.Registry `optional:"true"`
+	// Registerer receives the metrics; Gatherer is served on /metrics. Either may be left out:
+	// a Registerer that is also a Gatherer serves itself.
+	Registerer prometheus.Registerer `optional:"true"`
+	Gatherer   prometheus.Gatherer   `optional:"true"`
+	// Registry, a registry of the application's, serves as both when the two are absent.
+	Registry *prometheus.Registry `optional:"true"`
 }
 
 // MonitoringResult is what NewMonitoring provides.
@@ -39,9 +49,25 @@ type MonitoringResult struct {
 // NewMonitoring builds Health and Metrics and, when Config.HealthAddr is set, an HTTP server
 // started in OnStart and shut down in OnStop.
 func NewMonitoring(p MonitoringParams) (MonitoringResult, error) {
-	reg := p.Registry
+	reg, gather := p.Registerer, p.Gatherer
 	if reg == nil {
-		reg = prometheus.NewRegistry()
+		if p.Registry != nil {
+			reg = p.Registry
+		} else {
+			own := prometheus.NewRegistry()
+			reg = own
+			if gather == nil {
+				gather = own
+			}
+		}
+	}
+	if gather == nil {
+		if g, ok := reg.(prometheus.Gatherer); ok {
+			gather = g
+		} else if p.Config.HealthAddr != "" {
+			return MonitoringResult{}, &lock.ConfigError{Field: "Gatherer", Value: nil,
+				Reason: "the graph's prometheus.Registerer cannot be gathered; provide a prometheus.Gatherer to serve /metrics"}
+		}
 	}
 	m, err := NewMetrics(reg)
 	if err != nil {
@@ -52,7 +78,7 @@ func NewMonitoring(p MonitoringParams) (MonitoringResult, error) {
 		mux := http.NewServeMux()
 		mux.Handle("/healthz", h.Handler())
 		mux.Handle("/readyz", h.Handler())
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 		srv := &http.Server{Addr: p.Config.HealthAddr, Handler: mux}
 		served := make(chan struct{})
 		log := p.Log
