@@ -30,7 +30,7 @@ type MonitoringParams struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Config    Config
-	Log       *zap.Logger          `optional:"true"`
+	Log       *zap.Logger `optional:"true"`
 	// Registerer receives the metrics; Gatherer is served on /metrics. Either may be left out:
 	// a Registerer that is also a Gatherer serves itself.
 	Registerer prometheus.Registerer `optional:"true"`
