@@ -29,25 +29,43 @@ type Leadership struct {
 	releaseErr error
 }
 
-// Lead waits until this process leads, or ctx ends. The caller must call Release when its work
-// has stopped, typically with defer:
+// Lead waits until this process leads, or ctx ends. ctx scopes the whole leadership, the wait
+// and the term: when it ends, the Leadership's Context ends too, as RunAsLeader's work does. A
+// timeout on ctx therefore also ends the term; to bound only the wait, pass WaitAtMost. The
+// caller must call Release when its work has stopped, typically with defer, and should return
+// Err so that a lost term reads as lost (RetryOnLost retries on it):
 //
 //	l, err := election.Lead(ctx)
 //	if err != nil {
 //		return err
 //	}
 //	defer l.Release(context.WithoutCancel(ctx))
-//	return work(l.Context())
-func (e *Election) Lead(ctx context.Context) (*Leadership, error) {
+//	if err := work(l.Context()); err != nil {
+//		return err
+//	}
+//	return l.Err()
+func (e *Election) Lead(ctx context.Context, opts ...LeadOption) (*Leadership, error) {
 	if e == nil || e.lock == nil {
 		return nil, &lock.ConfigError{Field: "Election", Value: nil, Reason: "was not built by leader.New"}
 	}
 	if ctx == nil {
 		return nil, &lock.ConfigError{Field: "ctx", Value: nil, Reason: "must not be nil"}
 	}
+	var lo leadOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&lo)
+		}
+	}
 	clk := e.o.clock
 	start := clk.Now()
-	term, err := e.lock.Acquire(ctx)
+	wctx := ctx
+	if lo.maxWait > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, lo.maxWait)
+		defer cancel()
+	}
+	term, err := e.lock.Acquire(wctx)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +95,33 @@ func (l *Leadership) Context() context.Context { return l.ctx }
 
 // Done is Context().Done().
 func (l *Leadership) Done() <-chan struct{} { return l.ctx.Done() }
+
+// Err is nil while the leadership lasts. Once its Context is done it says why: the term's
+// *lock.LostError (errors.Is ErrLost) when the term was lost, also after Release; else the
+// cause of Lead's context ending, or lock.ErrReleased.
+func (l *Leadership) Err() error {
+	if l.ctx.Err() == nil {
+		return nil
+	}
+	if err := l.lostErr(); err != nil {
+		return err
+	}
+	return context.Cause(l.ctx)
+}
+
+// LeadOption configures one call of Lead.
+type LeadOption func(*leadOptions)
+
+type leadOptions struct {
+	maxWait time.Duration
+}
+
+// WaitAtMost bounds the wait for leadership to d, leaving the term, once begun, to Lead's
+// context: Lead then fails with an error that wraps context.DeadlineExceeded (and lock.ErrHeld)
+// if this process does not lead within d. Zero or less: no bound.
+func WaitAtMost(d time.Duration) LeadOption {
+	return func(o *leadOptions) { o.maxWait = d }
+}
 
 // Lost is closed when the term is lost.
 func (l *Leadership) Lost() <-chan struct{} { return l.term.Lost() }
