@@ -31,7 +31,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/regent-k8s/regent/contextinfo"
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 	"github.com/regent-k8s/regent/leader"
 	"github.com/regent-k8s/regent/lock"
 )

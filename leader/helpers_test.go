@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	coordinationv1 "k8s.io/api/coordination/v1"
 
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 	"github.com/regent-k8s/regent/lock"
 )
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 	"github.com/regent-k8s/regent/lock"
 )
 

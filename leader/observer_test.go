@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 )
 
 func TestObserverReportsLeaderChangesInOrder(t *testing.T) {

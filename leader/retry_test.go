@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 	"github.com/regent-k8s/regent/lock"
 )
 

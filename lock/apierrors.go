@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"errors"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
@@ -9,6 +10,8 @@ import (
 // that is restarting, throttling, conflicts) is worth another try.
 func permanent(err error) bool {
 	switch {
+	case errors.Is(err, ErrNoResourceVersions):
+		return true
 	case apierrors.IsForbidden(err),
 		apierrors.IsUnauthorized(err),
 		apierrors.IsInvalid(err),

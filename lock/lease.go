@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -141,15 +142,30 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, rec leaseRecord) (*coordinationv1.Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.o.timings.RenewDeadline)
 	defer cancel()
+	var written *coordinationv1.Lease
+	var err error
 	if cur == nil {
 		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: l.name, Namespace: l.namespace}}
 		rec.writeTo(lease)
-		return l.leases.Create(ctx, lease, metav1.CreateOptions{})
+		written, err = l.leases.Create(ctx, lease, metav1.CreateOptions{})
+	} else {
+		lease := cur.DeepCopy()
+		rec.writeTo(lease)
+		written, err = l.leases.Update(ctx, lease, metav1.UpdateOptions{})
 	}
-	lease := cur.DeepCopy()
-	rec.writeTo(lease)
-	return l.leases.Update(ctx, lease, metav1.UpdateOptions{})
+	if err == nil && written.ResourceVersion == "" {
+		return nil, ErrNoResourceVersions
+	}
+	return written, err
 }
+
+// ErrNoResourceVersions is returned by a Lease whose client answers writes without a
+// resourceVersion. Every write of the Lease lock is a compare-and-swap on the resourceVersion; a
+// client that does not stamp them (client-go's fake clientset, k8s.io/client-go/kubernetes/fake)
+// lets every write succeed, and two candidates would both lead. In tests, use package
+// github.com/regent-k8s/regent/kubefake, whose clientset behaves like the API server here.
+var ErrNoResourceVersions = errors.New("the Kubernetes client wrote the Lease without a resourceVersion, so compare-and-swap cannot work " +
+	"and two candidates could both lead (client-go's fake clientset does this; in tests use github.com/regent-k8s/regent/kubefake)")
 
 func writeOp(cur *coordinationv1.Lease) string {
 	if cur == nil {

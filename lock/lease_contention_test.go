@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 )
 
 func TestContentionLevel(t *testing.T) {

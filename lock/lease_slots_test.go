@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 )
 
 func TestRenewalsAreBroughtForwardToSharedSlots(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 )
 
 // holdLease acquires the absent Lease at kubefake.Epoch and waits until the term's timers run.

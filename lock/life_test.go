@@ -15,7 +15,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/regent-k8s/regent/contextinfo"
-	"github.com/regent-k8s/regent/internal/kubefake"
+	"github.com/regent-k8s/regent/kubefake"
 )
 
 var (
