@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -360,5 +361,34 @@ func TestLoggingSendsFxEventsToTheGraphsLogger(t *testing.T) {
 	app.RequireStart().RequireStop()
 	if logs.FilterLoggerName("fx").Len() == 0 {
 		t.Error("no fx events were logged through zap")
+	}
+}
+
+func TestGuardedWorkloadOfResolvesTheWorksDependencies(t *testing.T) {
+	type greeting string
+	env := kubefake.NewEnv()
+	got := make(chan string, 1)
+	app := electionApp(t, env, testConfig(), fx.Supply(greeting("hello")),
+		GuardedWorkloadOf(func(g greeting) leader.Work {
+			return func(ctx context.Context) error {
+				token, _ := leader.TokenFrom(ctx)
+				got <- fmt.Sprintf("%s %d", g, token.Seq)
+				<-ctx.Done()
+				return nil
+			}
+		}))
+	app.RequireStart()
+	if s := kubefake.Receive(t, got, "the work to run"); s != "hello 1" {
+		t.Errorf("work saw %q, want hello 1", s)
+	}
+	app.RequireStop()
+
+	for _, bad := range []any{nil, func() leader.Work { return nil }} {
+		err := fx.New(fx.NopLogger, fx.Supply(testConfig(), contextinfo.Info{Namespace: "default", PodName: "pod-0"}),
+			fx.Provide(func() kubernetes.Interface { return env.Client }), LeaderElection, GuardedWorkloadOf(bad)).Err()
+		var ce *lock.ConfigError
+		if !errors.As(err, &ce) || ce.Field != "newWork" {
+			t.Errorf("GuardedWorkloadOf(%T) = %v, want a ConfigError naming newWork", bad, err)
+		}
 	}
 }

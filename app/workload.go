@@ -25,6 +25,35 @@ func GuardedWorkload(work leader.Work, opts ...leader.RetryOption) fx.Option {
 	}))
 }
 
+// GuardedWorkloadOf is GuardedWorkload for work that needs the graph's values: newWork is a
+// constructor, a function whose parameters fx resolves and which returns the leader.Work (and
+// optionally an error), for example
+//
+//	app.GuardedWorkloadOf(func(db *sql.DB, log *zap.Logger) leader.Work {
+//		return func(ctx context.Context) error { return syncOnce(ctx, db, log) }
+//	})
+//
+// The constructor runs once, when the application is built; the work it returns runs in every
+// term, as with GuardedWorkload.
+func GuardedWorkloadOf(newWork any, opts ...leader.RetryOption) fx.Option {
+	if newWork == nil {
+		return fx.Error(&lock.ConfigError{Field: "newWork", Value: nil, Reason: "GuardedWorkloadOf needs a constructor of the work"})
+	}
+	return fx.Module("regent.workload",
+		fx.Provide(fx.Private, fx.Annotate(newWork, fx.ResultTags(`name:"regent.work"`))),
+		fx.Invoke(func(p struct {
+			WorkloadParams
+			Work leader.Work `name:"regent.work"`
+		}) error {
+			if p.Work == nil {
+				return &lock.ConfigError{Field: "newWork", Value: nil, Reason: "the constructor returned a nil leader.Work"}
+			}
+			RunGuarded(p.WorkloadParams, p.Work, opts...)
+			return nil
+		}),
+	)
+}
+
 // WorkloadParams are RunGuarded's inputs.
 type WorkloadParams struct {
 	fx.In
