@@ -57,6 +57,10 @@
 //     does in the instant before cannot be prevented by a lock. Fencing tokens can: see Token.
 //   - Anyone with update rights on the Lease can overwrite it with another holder's record; the
 //     holder notices at its next renewal. (A free record written over it is handled below.)
+//   - TryAcquire with WithMaxClockSkew(d) (opt-in) takes a held record whose renewTime is older
+//     than its duration plus d by the local clock. That one rule compares the holder's clock
+//     with the local one: it is safe only while the candidates' clocks differ by less than d.
+//     Acquire never uses it.
 //   - A Timings value that cannot work is refused: RetryPeriod below MinRetryPeriod (100 ms), a
 //     margin below MinMargin (1 s). The error names the field and hints at the unit when a
 //     value looks like seconds written as a bare time.Duration.

@@ -91,8 +91,11 @@ func (l *Lease) Identity() string { return l.o.identity }
 func (l *Lease) Timings() Timings { return l.o.timings }
 
 // TryAcquire takes the Lease if it is absent or free (empty holder) and returns a *HeldError
-// naming the holder otherwise. It cannot take an expired Lease: expiry is judged by watching a
-// record stay unchanged for its duration, which needs Acquire. Nor does it create a Lease that
+// naming the holder otherwise. By default it cannot take an expired Lease: expiry is judged by
+// watching a record stay unchanged for its duration, which needs Acquire, and a try-lock whose
+// holder crashed reports it held until someone Acquires. With WithMaxClockSkew(d), it also takes
+// a record whose renewTime is older than its duration plus d by this process's clock, which is
+// safe as long as the candidates' clocks differ by less than d. Nor does it create a Lease that
 // this value saw deleted while its record was still in force (see Acquire).
 func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 	if ctx == nil {
@@ -106,7 +109,7 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 		cur = nil
 	case err != nil:
 		return nil, &APIError{Lock: l.String(), Op: "get", Err: err}
-	case recordOf(cur).holder != "":
+	case recordOf(cur).holder != "" && !l.expiredByClocks(recordOf(cur)):
 		l.saw(cur)
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
 	}
@@ -157,6 +160,18 @@ func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, rec leaseR
 		return nil, ErrNoResourceVersions
 	}
 	return written, err
+}
+
+// expiredByClocks reports whether rec has expired by its renewTime, under WithMaxClockSkew.
+func (l *Lease) expiredByClocks(rec leaseRecord) bool {
+	if l.o.maxSkew <= 0 || rec.renewTime.IsZero() {
+		return false
+	}
+	d := time.Duration(rec.durationSeconds) * time.Second
+	if d <= 0 {
+		d = l.o.timings.LeaseDuration
+	}
+	return l.o.clock.Since(rec.renewTime) > d+l.o.maxSkew
 }
 
 // ErrNoResourceVersions is returned by a Lease whose client answers writes without a

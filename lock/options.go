@@ -77,6 +77,8 @@ type options struct {
 	log      *zap.Logger
 
 	onRenew func(Renewal)
+	// maxSkew, when positive, lets TryAcquire judge a Lease's expiry by its renewTime.
+	maxSkew time.Duration
 	// requestTimeout bounds the leader-for-life locks' requests (see requestTimeout).
 	requestTimeout time.Duration
 
@@ -106,6 +108,9 @@ func (o *options) validate() error {
 	}
 	if o.log == nil {
 		o.log = zap.NewNop()
+	}
+	if o.maxSkew < 0 {
+		return &ConfigError{Field: "MaxClockSkew", Value: o.maxSkew, Reason: "must not be negative"}
 	}
 	return o.timings.Validate()
 }
@@ -161,6 +166,17 @@ func WithKeepOnRelease() Option {
 // on nodes. Lease locks ignore it.
 func WithUnsafeTakeoverFromNotReadyNodes() Option {
 	return optionFunc(func(o *options) { o.notReadyTakeover = true })
+}
+
+// WithMaxClockSkew lets a Lease's TryAcquire take a held record that has expired by the clocks:
+// one whose renewTime, written by the holder from its own clock, is older than its duration plus
+// d by this process's clock. That is safe only if no two clocks of the lock's candidates differ
+// by more than d: the holder's clock ahead by more would make its record look fresher than it is
+// (harmless), behind by more would let this process take over while the holder still works. By
+// default (and with zero) TryAcquire judges no expiry, as it cannot without watching (see
+// Lease.TryAcquire); Acquire never uses the bound. Leader-for-life locks ignore it.
+func WithMaxClockSkew(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.maxSkew = d })
 }
 
 // Renewal is the outcome of one renewal of a held Lease.
