@@ -392,3 +392,19 @@ func TestGuardedWorkloadOfResolvesTheWorksDependencies(t *testing.T) {
 		}
 	}
 }
+
+func TestTimingsGivenForALeaderForLifeLockAreRefused(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-0", Namespace: "default", UID: "u"}}
+	env := kubefake.NewEnv(pod)
+	cfg := testConfig()
+	cfg.LockKind = KindConfigMap
+	cfg.Timings.LeaseDuration = 30 * time.Second
+	_, err := NewLeaderElection(LeaderElectionParams{Config: cfg, Info: contextinfo.Info{Namespace: "default", PodName: "pod-0", Pod: pod}, Client: env.Client})
+	var fe *FlagError
+	if !errors.As(err, &fe) || fe.Flag != "lease-duration" {
+		t.Fatalf("NewLeaderElection = %v, want a FlagError for --lease-duration", err)
+	}
+	if DefaultConfig().HealthAddr == ":8080" || DefaultConfig().HealthAddr == ":8081" {
+		t.Errorf("HealthAddr defaults to %s, a port of controller-runtime's", DefaultConfig().HealthAddr)
+	}
+}

@@ -43,6 +43,8 @@ type Config struct {
 	// Timings of a Lease lock.
 	Timings lock.Timings
 	// HealthAddr is where /healthz, /readyz and /metrics are served; empty disables the server.
+	// The default, :8082, stays clear of controller-runtime's metrics (:8080) and probes (:8081),
+	// so that an operator can serve both.
 	HealthAddr string
 
 	// envErr is an environment variable RegisterFlags could not read, reported by Validate
@@ -52,8 +54,12 @@ type Config struct {
 
 // DefaultConfig has the documented defaults.
 func DefaultConfig() Config {
-	return Config{LockKind: KindLease, Timings: lock.DefaultTimings, HealthAddr: ":8080"}
+	return Config{LockKind: KindLease, Timings: lock.DefaultTimings, HealthAddr: DefaultHealthAddr}
 }
+
+// DefaultHealthAddr is Config.HealthAddr's default: port 8082 on every interface, clear of
+// controller-runtime's :8080 (metrics) and :8081 (probes).
+const DefaultHealthAddr = ":8082"
 
 // FlagError names a flag (and its environment variable) whose value is not accepted.
 type FlagError struct {

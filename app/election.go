@@ -75,21 +75,30 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 	if identity == "" {
 		identity = p.Info.Identity()
 	}
-	opts := append([]lock.Option{
-		lock.WithIdentity(identity),
-		lock.WithTimings(p.Config.Timings),
-		lock.WithLogger(log),
-		lock.WithRenewObserver(func(r lock.Renewal) {
+	kind := orKind(p.Config.LockKind)
+	opts := []lock.Option{lock.WithIdentity(identity), lock.WithLogger(log)}
+	if kind == KindLease {
+		opts = append(opts, lock.WithTimings(p.Config.Timings), lock.WithRenewObserver(func(r lock.Renewal) {
 			for _, fn := range renewObservers {
 				fn(r)
 			}
-		}),
-	}, p.LockOpts...)
+		}))
+	} else if p.Config.Timings != lock.DefaultTimings {
+		f, v := flagLeaseDuration, p.Config.Timings.LeaseDuration
+		switch {
+		case p.Config.Timings.RenewDeadline != lock.DefaultTimings.RenewDeadline:
+			f, v = flagRenewDeadline, p.Config.Timings.RenewDeadline
+		case p.Config.Timings.RetryPeriod != lock.DefaultTimings.RetryPeriod:
+			f, v = flagRetryPeriod, p.Config.Timings.RetryPeriod
+		}
+		return LeaderElectionResult{}, &FlagError{Flag: f.name, Env: f.env, Value: v.String(),
+			Reason: fmt.Sprintf("applies to lease locks only; a %s lock has no timings", kind)}
+	}
+	opts = append(opts, p.LockOpts...)
 	var (
 		l   lock.Lock
 		err error
 	)
-	kind := orKind(p.Config.LockKind)
 	if ns := p.Config.Namespace; kind != KindLease && ns != "" && p.Info.Pod != nil && ns != p.Info.Pod.Namespace {
 		return LeaderElectionResult{}, &FlagError{Flag: flagNamespace.name, Env: flagNamespace.env, Value: ns,
 			Reason: fmt.Sprintf("a %s lock is owned by its Pod and lives in the Pod's namespace %q", kind, p.Info.Pod.Namespace)}

@@ -67,6 +67,9 @@ func NewLease(client coordinationv1client.LeasesGetter, namespace, name string, 
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	if err := o.refuseOptionsOf(o.lifeOnly, "leader-for-life"); err != nil {
+		return nil, err
+	}
 	o.log = o.log.Named("lease").With(zapLock(namespace, name))
 	return &Lease{leases: client.Leases(namespace), namespace: namespace, name: name, o: o}, nil
 }

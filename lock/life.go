@@ -52,6 +52,9 @@ func newLifeLock[T object](store lifeStore[T], core corev1client.CoreV1Interface
 	if o.identity == "" {
 		return nil, &ConfigError{Field: "Identity", Value: `""`, Reason: "must not be empty"}
 	}
+	if err := o.refuseOptionsOf(o.leaseOnly, "Lease"); err != nil {
+		return nil, err
+	}
 	if o.clock == nil {
 		return nil, &ConfigError{Field: "Clock", Value: nil, Reason: "must not be nil"}
 	}

@@ -22,7 +22,7 @@ var LeaderLockResource = schema.GroupVersionResource{Group: "regent.dev", Versio
 
 // ErrCRDNotInstalled means the cluster does not serve the LeaderLock resource.
 var ErrCRDNotInstalled = errors.New("the LeaderLock custom resource definition (leaderlocks.regent.dev) is not installed; " +
-	"install it with: kubectl apply -f config/crd/leaderlocks.regent.dev.yaml")
+	"install it with: kubectl apply -f config/crd/leaderlocks.regent.dev.yaml, or from code with package github.com/regent-k8s/regent/config/crd")
 
 // NewLeaderLockForLife returns a leader-for-life lock stored in the LeaderLock name in pod's
 // namespace, owned by pod, which must be this process's own Pod as read from the API server.

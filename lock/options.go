@@ -79,6 +79,9 @@ type options struct {
 	onRenew func(Renewal)
 	// maxSkew, when positive, lets TryAcquire judge a Lease's expiry by its renewTime.
 	maxSkew time.Duration
+	// leaseOnly and lifeOnly name the options given that apply to one family of locks only; a
+	// lock of the other family refuses them rather than ignore them.
+	leaseOnly, lifeOnly []string
 	// requestTimeout bounds the leader-for-life locks' requests (see requestTimeout).
 	requestTimeout time.Duration
 
@@ -115,6 +118,15 @@ func (o *options) validate() error {
 	return o.timings.Validate()
 }
 
+// refuseOptionsOf returns a ConfigError for the first option given that applies to the other
+// family of locks only.
+func (o *options) refuseOptionsOf(names []string, family string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return &ConfigError{Field: names[0], Value: "set", Reason: "applies to " + family + " locks only"}
+}
+
 // Option configures a lock.
 type Option interface{ apply(*options) }
 
@@ -130,9 +142,9 @@ func WithIdentity(identity string) Option {
 }
 
 // WithTimings sets a Lease lock's timings (default DefaultTimings). Leader-for-life locks have no
-// timings and ignore it.
+// timings and refuse it.
 func WithTimings(t Timings) Option {
-	return optionFunc(func(o *options) { o.timings = t })
+	return optionFunc(func(o *options) { o.timings = t; o.leaseOnly = append(o.leaseOnly, "Timings") })
 }
 
 // WithClock replaces the real clock, for tests. All expiry decisions use this clock's readings,
@@ -148,24 +160,27 @@ func WithLogger(l *zap.Logger) Option {
 
 // WithBlockOwnerDeletion sets blockOwnerDeletion on a leader-for-life lock's owner reference, so
 // that a foreground deletion of the Pod waits for the lock to be collected. Clusters that enforce
-// owner-reference permissions then require update rights on pods/finalizers. Lease locks ignore it.
+// owner-reference permissions then require update rights on pods/finalizers. Lease locks refuse it.
 func WithBlockOwnerDeletion() Option {
-	return optionFunc(func(o *options) { o.blockOwnerDeletion = true })
+	return optionFunc(func(o *options) { o.blockOwnerDeletion = true; o.lifeOnly = append(o.lifeOnly, "BlockOwnerDeletion") })
 }
 
 // WithKeepOnRelease makes Release of a leader-for-life lock leave the lock object in place, to be
 // collected with the Pod: leadership then truly lasts the Pod's life. By default Release deletes
-// it. Lease locks ignore it.
+// it. Lease locks refuse it.
 func WithKeepOnRelease() Option {
-	return optionFunc(func(o *options) { o.keepOnRelease = true })
+	return optionFunc(func(o *options) { o.keepOnRelease = true; o.lifeOnly = append(o.lifeOnly, "KeepOnRelease") })
 }
 
 // WithUnsafeTakeoverFromNotReadyNodes lets a waiter delete a leader-for-life lock whose holder
 // Pod runs on a node that is not Ready. Such a Pod may still be running, cut off from the API
 // server, so this trades the guarantee of a single leader for availability. It needs get rights
-// on nodes. Lease locks ignore it.
+// on nodes. Lease locks refuse it.
 func WithUnsafeTakeoverFromNotReadyNodes() Option {
-	return optionFunc(func(o *options) { o.notReadyTakeover = true })
+	return optionFunc(func(o *options) {
+		o.notReadyTakeover = true
+		o.lifeOnly = append(o.lifeOnly, "UnsafeTakeoverFromNotReadyNodes")
+	})
 }
 
 // WithMaxClockSkew lets a Lease's TryAcquire take a held record that has expired by the clocks:
@@ -174,9 +189,9 @@ func WithUnsafeTakeoverFromNotReadyNodes() Option {
 // by more than d: the holder's clock ahead by more would make its record look fresher than it is
 // (harmless), behind by more would let this process take over while the holder still works. By
 // default (and with zero) TryAcquire judges no expiry, as it cannot without watching (see
-// Lease.TryAcquire); Acquire never uses the bound. Leader-for-life locks ignore it.
+// Lease.TryAcquire); Acquire never uses the bound. Leader-for-life locks refuse it.
 func WithMaxClockSkew(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.maxSkew = d })
+	return optionFunc(func(o *options) { o.maxSkew = d; o.leaseOnly = append(o.leaseOnly, "MaxClockSkew") })
 }
 
 // Renewal is the outcome of one renewal of a held Lease.
@@ -191,7 +206,7 @@ type Renewal struct {
 
 // WithRenewObserver calls fn after each renewal attempt of a held Lease, from the renewing
 // goroutine: fn must not block. Metrics and health checks use it. Leader-for-life locks do not
-// renew and never call it.
+// renew and refuse it.
 func WithRenewObserver(fn func(Renewal)) Option {
-	return optionFunc(func(o *options) { o.onRenew = fn })
+	return optionFunc(func(o *options) { o.onRenew = fn; o.leaseOnly = append(o.leaseOnly, "RenewObserver") })
 }
