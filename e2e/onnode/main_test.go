@@ -52,6 +52,9 @@ func installCRD() error {
 var clientGo = example{name: "clientgo-leader", deployment: "clientgo-leader", image: "clientgo-leader:latest",
 	start: "leading", end: "stopped leading work", manifests: "testdata/clientgo-leader"}
 
+// operator is the controller-runtime example, a module of its own; its leader reconciles.
+var operator = example{name: "configmap-operator", deployment: "configmap-operator", image: "configmap-operator:latest"}
+
 type example struct {
 	name, deployment, image, start, end string
 	// manifests is the folder of its manifests; default ../../examples/NAME/deploy.
@@ -63,7 +66,8 @@ func TestMain(m *testing.M) {
 	for _, ex := range examples {
 		images = append(images, node.Image{Package: "./examples/" + ex.name, Dir: "../..", Tag: ex.image})
 	}
-	images = append(images, node.Image{Package: "./cmd/clientgoleader", Dir: "..", Tag: clientGo.image})
+	images = append(images, node.Image{Package: "./cmd/clientgoleader", Dir: "..", Tag: clientGo.image},
+		node.Image{Package: ".", Dir: "../../examples/configmap-operator", Tag: operator.image})
 	var err error
 	n, err = node.Start(context.Background(), node.Options{Images: images, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
