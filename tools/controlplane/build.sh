@@ -23,8 +23,8 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 echo "control plane: building ${missing[*]} (kubernetes $kube, etcd $etcd) into $dest" >&2
-echo "control plane: the first build compiles Kubernetes from source and takes 10-15 minutes on 2 cores" >&2
-echo "control plane: (kube-scheduler and kubelet about 5 more);" >&2
+echo "control plane: the first build compiles Kubernetes from source and takes about 13 minutes on 2 cores" >&2
+echo "control plane: (about 14 with kube-scheduler and kubelet, measured from an empty Go build cache);" >&2
 echo "control plane: later runs reuse the cache" >&2
 mkdir -p "$dest"
 cd "$here"
