@@ -37,7 +37,7 @@ var _ leader.Recorder = (*Metrics)(nil)
 // has its own label.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
-		return nil, &lock.ConfigError{Field: "Registerer", Value: nil, Reason: "must not be nil"}
+		return nil, &lock.ConfigError{Field: "reg", Value: nil, Reason: "must not be nil"}
 	}
 	label := []string{"lock"}
 	m := &Metrics{

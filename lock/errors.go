@@ -94,6 +94,10 @@ func errNil(field string) error {
 
 // ConfigError names a configuration field whose value is not accepted.
 type ConfigError struct {
+	// Field is spelled as the caller wrote it in Go: a function's parameter by its name, in lower
+	// case (ctx, name, namespace, work, reg); an option, a struct field or a Timings field by its
+	// name, in upper case (Identity, Clock, RetryPeriod, Registerer of MonitoringParams); a nil
+	// receiver by its type (Election, Term). Command-line flags are named by app.FlagError instead.
 	Field  string
 	Value  any
 	Reason string
