@@ -186,6 +186,16 @@ func (c Config) Validate() error {
 	if c.Identity != "" && strings.TrimSpace(c.Identity) == "" {
 		return &FlagError{Flag: flagIdentity.name, Env: flagIdentity.env, Value: c.Identity, Reason: "must not be blank"}
 	}
+	if kind := orKind(c.LockKind); kind != KindLease && c.Timings != lock.DefaultTimings {
+		f, v := flagLeaseDuration, c.Timings.LeaseDuration
+		switch {
+		case c.Timings.RenewDeadline != lock.DefaultTimings.RenewDeadline:
+			f, v = flagRenewDeadline, c.Timings.RenewDeadline
+		case c.Timings.RetryPeriod != lock.DefaultTimings.RetryPeriod:
+			f, v = flagRetryPeriod, c.Timings.RetryPeriod
+		}
+		return &FlagError{Flag: f.name, Env: f.env, Value: v.String(), Reason: fmt.Sprintf("applies to lease locks only; a %s lock has no timings", kind)}
+	}
 	if orKind(c.LockKind) == KindLease {
 		if err := c.Timings.Validate(); err != nil {
 			var ce *lock.ConfigError

@@ -83,16 +83,6 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 				fn(r)
 			}
 		}))
-	} else if p.Config.Timings != lock.DefaultTimings {
-		f, v := flagLeaseDuration, p.Config.Timings.LeaseDuration
-		switch {
-		case p.Config.Timings.RenewDeadline != lock.DefaultTimings.RenewDeadline:
-			f, v = flagRenewDeadline, p.Config.Timings.RenewDeadline
-		case p.Config.Timings.RetryPeriod != lock.DefaultTimings.RetryPeriod:
-			f, v = flagRetryPeriod, p.Config.Timings.RetryPeriod
-		}
-		return LeaderElectionResult{}, &FlagError{Flag: f.name, Env: f.env, Value: v.String(),
-			Reason: fmt.Sprintf("applies to lease locks only; a %s lock has no timings", kind)}
 	}
 	opts = append(opts, p.LockOpts...)
 	var (
