@@ -342,6 +342,8 @@ func (f *chaosFleet) awaitFollowers(leader *chaosWorker) {
 const chaosLease = "chaos"
 
 // fencedOutNow returns a live worker whose open term has written and had every write refused.
+// A client-go worker can lead twice with the same token (the Lease's count after a deletion), so
+// the writes are judged by when they came, not by the token alone.
 func (f *chaosFleet) fencedOutNow() (who, library string, ok bool) {
 	f.mu.Lock()
 	workers := make([]*chaosWorker, 0, len(f.workers))
@@ -354,7 +356,7 @@ func (f *chaosFleet) fencedOutNow() (who, library string, ok bool) {
 		if !open {
 			continue
 		}
-		if tw := f.sink.Writes(chaos.TermKey{Who: w.id, Seq: term.Seq}); tw.Accepted == 0 && tw.Rejected > 0 {
+		if tw := f.sink.Writes(chaos.TermKey{Who: w.id, Seq: term.Seq}); tw.LastRejected > term.Start && tw.LastAccepted < term.Start {
 			return w.id, w.library, true
 		}
 	}

@@ -17,6 +17,7 @@ type TermKey struct {
 type TermWrites struct {
 	Accepted, Rejected          int
 	FirstAccepted, LastAccepted int64
+	LastRejected                int64
 }
 
 // Sink is a fencing store: it accepts a write whose token is at least the highest it has
@@ -60,6 +61,7 @@ func (s *Sink) Write(k TermKey) bool {
 	}
 	if s.any && k.Seq < s.highest.Seq {
 		tw.Rejected++
+		tw.LastRejected = now
 		return false
 	}
 	s.any, s.highest = true, k
