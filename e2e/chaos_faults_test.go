@@ -217,6 +217,11 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		f.spawn(victim.library) // a replacement, as a Deployment would start
 	case faultDelete, faultRecreate, faultClear:
 		f.awaitTermEnd(victim, before.Seq) // the old holder learns of the change at its next renewal
+		// The work's last line and the election's report of the loss come from two goroutines,
+		// in either order: give the report a moment to arrive.
+		for deadline := time.Now().Add(2 * time.Second); victim.lost.Load() == lostBefore && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond) // polls the harness's own record of the worker's log
+		}
 	case faultStop, faultPartition:
 		// The fault lasts past the lease, and a little longer.
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
