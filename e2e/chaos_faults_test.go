@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -134,19 +135,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	if kind == faultAPIServer || kind == faultEtcd {
 		readyAt := f.restart(ctx, rng, kind)
 		wroteAgain := func(_ chaos.TermKey, w chaos.TermWrites) bool { return w.LastAccepted > readyAt }
-		dctx, dcancel := context.WithTimeout(ctx, fast.LeaseDuration+2*time.Second)
-		_, w, err := f.sink.Await(dctx, wroteAgain)
-		dcancel()
-		if err != nil {
-			// A client-go leader that created a deleted Lease again kept its old token while the
-			// Lease's count restarted; the next client-go term's token is then below the fence.
-			if who, lib, ok := f.fencedOutNow(); ok {
-				res.fenced = lib
-				f.t.Logf("%s: after the %s restart the new term of %s was fenced out; resetting the fence", f.name, kind, who)
-				f.sink.Reset()
-				_, w, err = f.sink.Await(ctx, wroteAgain)
-			}
-		}
+		w, err := f.awaitPastFence(ctx, &res, wroteAgain, nil, func() bool { return true })
 		if err != nil {
 			f.t.Fatalf("%s: no leader wrote after the %s restart", f.name, kind)
 		}
@@ -178,34 +167,21 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		f.clearLease(ctx)
 	}
 	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
-	var w chaos.TermWrites
-	var err error
-	for ctx.Err() == nil {
-		dctx, dcancel := context.WithTimeout(ctx, fast.LeaseDuration+2*time.Second)
-		_, w, err = f.sink.Await(dctx, newTerm)
-		dcancel()
-		if err == nil {
-			break
-		}
-		if who, lib, ok := f.fencedOutNow(); ok {
-			// A new term whose token is below the fence is refused by the sink, as any fencing
-			// store would: after a deletion the Lease's count restarts, and a client-go leader
-			// that created the Lease again keeps its old token, above every later client-go
-			// term's. Note whose it was, and reset the fence so that the fleet can go on.
-			res.fenced = lib
-			f.t.Logf("%s: after %s the new term of %s was fenced out; resetting the fence", f.name, kind, who)
-			if kind.foreignWrite() {
-				f.awaitTermEnd(victim, before.Seq) // or its writes would set the fence again
-			}
-			f.sink.Reset()
-		} else if term, open := f.timeline.Open(victim.id); kind.foreignWrite() && open && term.Seq == before.Seq {
-			// client-go's leader creates the deleted Lease again, or takes the cleared record,
-			// at its next renewal and goes on in the same term, unaware: there is no new
-			// leader to wait for.
-			res.kept = true
-			res.stale = f.sink.Writes(before).Rejected
-			return res
-		}
+	var settle func() // before the fence is reset: the old holder's writes would set it again
+	if kind.foreignWrite() {
+		settle = func() { f.awaitTermEnd(victim, before.Seq) }
+	}
+	// client-go's leader creates the deleted Lease again, or takes the cleared record, at its
+	// next renewal and goes on in the same term, unaware: there is then no new leader to wait for.
+	keptTerm := func() bool {
+		term, open := f.timeline.Open(victim.id)
+		return kind.foreignWrite() && open && term.Seq == before.Seq
+	}
+	w, err := f.awaitPastFence(ctx, &res, newTerm, settle, keptTerm)
+	if errors.Is(err, errNoNewLeader) {
+		res.kept = true
+		res.stale = f.sink.Writes(before).Rejected
+		return res
 	}
 	if err != nil {
 		f.t.Fatalf("%s: no new leader after %s of %s", f.name, kind, victim.id)
@@ -345,6 +321,42 @@ func (f *chaosFleet) awaitFollowers(leader *chaosWorker) {
 
 // chaosLease is the name of the Lease the chaos workers campaign for (the worker's default).
 const chaosLease = "chaos"
+
+// errNoNewLeader is awaitPastFence's answer when a quiet spell passes with no term fenced out
+// and giveUp says to stop.
+var errNoNewLeader = errors.New("no new leader within a lease duration plus 2 s")
+
+// awaitPastFence waits until cond holds for the sink's term of the highest accepted token. A new
+// term whose token is below the fence is refused by the sink, as any fencing store would: after a
+// deletion the Lease's count restarts, and a client-go leader that created the Lease again keeps
+// its old token, above every later client-go term's. So each time a lease duration plus 2 s
+// passes without cond, a live term fenced out is noted in res, settle (if any) runs, the fence is
+// reset and the wait goes on; with no term fenced out, it returns errNoNewLeader if giveUp says
+// so, and waits on otherwise, until ctx ends.
+func (f *chaosFleet) awaitPastFence(ctx context.Context, res *faultResult, cond func(chaos.TermKey, chaos.TermWrites) bool, settle func(), giveUp func() bool) (chaos.TermWrites, error) {
+	for ctx.Err() == nil {
+		dctx, dcancel := context.WithTimeout(ctx, fast.LeaseDuration+2*time.Second)
+		_, w, err := f.sink.Await(dctx, cond)
+		dcancel()
+		if err == nil {
+			return w, nil
+		}
+		who, lib, ok := f.fencedOutNow()
+		if !ok {
+			if giveUp() {
+				return chaos.TermWrites{}, errNoNewLeader
+			}
+			continue
+		}
+		res.fenced = lib
+		f.t.Logf("%s: after %s the new term of %s was fenced out; resetting the fence", f.name, res.kind, who)
+		if settle != nil {
+			settle()
+		}
+		f.sink.Reset()
+	}
+	return chaos.TermWrites{}, ctx.Err()
+}
 
 // fencedOutNow returns a live worker whose open term has written and had every write refused.
 // A client-go worker can lead twice with the same token (the Lease's count after a deletion), so

@@ -54,7 +54,5 @@ func (l *Lease) noteCleared(cur *coordinationv1.Lease, listed bool) {
 		return
 	}
 	l.seen = max(l.seen, last.record.transitions)
-	if l.gone == nil || expires.After(l.gone.expires) {
-		l.gone = &goneRecord{record: last.record, id: last.id, expires: expires, how: how}
-	}
+	l.bindLocked(goneRecord{record: last.record, id: last.id, expires: expires, how: how})
 }

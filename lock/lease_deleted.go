@@ -34,8 +34,14 @@ func (l *Lease) noteGone(cur *coordinationv1.Lease, observedAt time.Time, validF
 		return
 	}
 	l.seen = max(l.seen, rec.transitions)
-	if l.gone == nil || observedAt.Add(validFor).After(l.gone.expires) {
-		l.gone = &goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor), how: "deleted while held"}
+	l.bindLocked(goneRecord{record: rec, id: leaseToken(cur, rec).ID, expires: observedAt.Add(validFor), how: "deleted while held"})
+}
+
+// bindLocked makes g the record that binds this value's candidates, unless the one already
+// binding them expires later. l.mu is held.
+func (l *Lease) bindLocked(g goneRecord) {
+	if l.gone == nil || g.expires.After(l.gone.expires) {
+		l.gone = &g
 	}
 }
 
@@ -59,10 +65,8 @@ func (l *Lease) noteUnseenDeletion(cur *coordinationv1.Lease) {
 	if last == "" || last == uid {
 		return
 	}
-	expires := l.o.clock.Now().Add(l.o.timings.LeaseDuration)
-	if l.gone == nil || expires.After(l.gone.expires) {
-		l.gone = &goneRecord{record: leaseRecord{holder: "(unknown: the Lease was deleted unseen)"}, expires: expires, how: "deleted unseen"}
-	}
+	l.bindLocked(goneRecord{record: leaseRecord{holder: "(unknown: the Lease was deleted unseen)"},
+		expires: l.o.clock.Now().Add(l.o.timings.LeaseDuration), how: "deleted unseen"})
 }
 
 // goneInForce is the deleted record that still binds this value's candidates, nil if none. The

@@ -155,17 +155,10 @@ func (d *demo) run(ctx context.Context, opts Options) (Summary, error) {
 	d.say("SIGTERM -> %s: its work stops, then it releases the lease", leaderProc.Name)
 	termAt := time.Now()
 	_ = leaderProc.Signal(syscall.SIGTERM)
-	second, err := w.nextLeader(ctx, first.holder)
+	second, err := d.handover(ctx, w, &sum, first, termAt, "SIGTERM")
 	if err != nil {
 		return sum, err
 	}
-	sum.Leaders = append(sum.Leaders, second.holder)
-	sum.HandoverSinceSignal = second.at.Sub(termAt)
-	if rel, ok := w.releasedAt(first.holder); ok {
-		sum.Handover = second.at.Sub(rel)
-	}
-	d.say("LEADER %s (token %d): handover %v after the release, %v after SIGTERM",
-		second.holder, second.transitions, sum.Handover.Round(time.Millisecond), sum.HandoverSinceSignal.Round(time.Millisecond))
 	<-leaderProc.Done()
 	d.say("%s exited (%v)", leaderProc.Name, exitText(leaderProc.Err()))
 	delete(procs, leaderProc.Name)
@@ -176,17 +169,9 @@ func (d *demo) run(ctx context.Context, opts Options) (Summary, error) {
 	d.say("SIGKILL -> %s: a crash, no release; the others wait for its lease to expire", victim.Name)
 	killAt := time.Now()
 	_ = victim.Signal(syscall.SIGKILL)
-	third, err := w.nextLeader(ctx, second.holder)
-	if err != nil {
+	if _, err := d.failover(ctx, w, &sum, second, killAt, "SIGKILL"); err != nil {
 		return sum, err
 	}
-	sum.Leaders = append(sum.Leaders, third.holder)
-	sum.Failover = third.at.Sub(killAt)
-	if renewed, ok := w.lastRenewal(second.holder); ok {
-		sum.FailoverExcess = third.at.Sub(renewed.Add(d.tm.leaseDuration))
-	}
-	d.say("LEADER %s (token %d): failover %v after SIGKILL, %v after the lease could expire (last renewal + %v)",
-		third.holder, third.transitions, sum.Failover.Round(time.Millisecond), sum.FailoverExcess.Round(time.Millisecond), d.tm.leaseDuration)
 	delete(procs, victim.Name)
 	d.pause(ctx, d.tm.pause/2)
 
@@ -196,9 +181,47 @@ func (d *demo) run(ctx context.Context, opts Options) (Summary, error) {
 		d.say("%s exited (%v)", name, exitText(p.Err()))
 		delete(procs, name)
 	}
+	d.summary(sum)
+	return sum, nil
+}
+
+// handover waits for the leader after prev, which was stopped gracefully at stopped (by what
+// says how), and tells it, timed from the release and from the stop.
+func (d *demo) handover(ctx context.Context, w *leaseWatch, sum *Summary, prev leaderChange, stopped time.Time, what string) (leaderChange, error) {
+	next, err := w.nextLeader(ctx, prev.holder)
+	if err != nil {
+		return next, err
+	}
+	sum.Leaders = append(sum.Leaders, next.holder)
+	sum.HandoverSinceSignal = next.at.Sub(stopped)
+	if rel, ok := w.releasedAt(prev.holder); ok {
+		sum.Handover = next.at.Sub(rel)
+	}
+	d.say("LEADER %s (token %d): handover %v after the release, %v after %s",
+		next.holder, next.transitions, sum.Handover.Round(time.Millisecond), sum.HandoverSinceSignal.Round(time.Millisecond), what)
+	return next, nil
+}
+
+// failover waits for the leader after prev, which crashed at crashed (what says how), and tells
+// it, timed from the crash and from the moment prev's lease could expire.
+func (d *demo) failover(ctx context.Context, w *leaseWatch, sum *Summary, prev leaderChange, crashed time.Time, what string) (leaderChange, error) {
+	next, err := w.nextLeader(ctx, prev.holder)
+	if err != nil {
+		return next, err
+	}
+	sum.Leaders = append(sum.Leaders, next.holder)
+	sum.Failover = next.at.Sub(crashed)
+	if renewed, ok := w.lastRenewal(prev.holder); ok {
+		sum.FailoverExcess = next.at.Sub(renewed.Add(d.tm.leaseDuration))
+	}
+	d.say("LEADER %s (token %d): failover %v after %s, %v after the lease could expire (last renewal + %v)",
+		next.holder, next.transitions, sum.Failover.Round(time.Millisecond), what, sum.FailoverExcess.Round(time.Millisecond), d.tm.leaseDuration)
+	return next, nil
+}
+
+func (d *demo) summary(sum Summary) {
 	fmt.Fprintf(d.out, "summary: leaders %v; handover %v after the release; failover %v after the crash, %v past the lease's expiry\n",
 		sum.Leaders, sum.Handover.Round(time.Millisecond), sum.Failover.Round(time.Millisecond), sum.FailoverExcess.Round(time.Millisecond))
-	return sum, nil
 }
 
 func exitText(err error) string {

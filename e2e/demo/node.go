@@ -90,17 +90,10 @@ func (d *demo) onNode(ctx context.Context, n *node.Node) (Summary, error) {
 	if err := admin.CoreV1().Pods(demoNamespace).Delete(ctx, firstPod, metav1.DeleteOptions{}); err != nil {
 		return sum, err
 	}
-	second, err := w.nextLeader(ctx, first.holder)
+	second, err := d.handover(ctx, w, &sum, first, deleted, "the delete")
 	if err != nil {
 		return sum, err
 	}
-	sum.Leaders = append(sum.Leaders, second.holder)
-	sum.HandoverSinceSignal = second.at.Sub(deleted)
-	if rel, ok := w.releasedAt(first.holder); ok {
-		sum.Handover = second.at.Sub(rel)
-	}
-	d.say("LEADER %s (token %d): handover %v after the release, %v after the delete",
-		second.holder, second.transitions, sum.Handover.Round(time.Millisecond), sum.HandoverSinceSignal.Round(time.Millisecond))
 	if err := d.awaitReady(ctx, n); err != nil {
 		return sum, err
 	}
@@ -120,25 +113,17 @@ func (d *demo) onNode(ctx context.Context, n *node.Node) (Summary, error) {
 	if err := n.KillContainer(ctx, p.Status.ContainerStatuses[0].ContainerID); err != nil {
 		return sum, err
 	}
-	third, err := w.nextLeader(ctx, second.holder)
+	third, err := d.failover(ctx, w, &sum, second, killed, "the crash")
 	if err != nil {
 		return sum, err
 	}
-	sum.Leaders = append(sum.Leaders, third.holder)
-	sum.Failover = third.at.Sub(killed)
-	if renewed, ok := w.lastRenewal(second.holder); ok {
-		sum.FailoverExcess = third.at.Sub(renewed.Add(d.tm.leaseDuration))
-	}
-	d.say("LEADER %s (token %d): failover %v after the crash, %v after the lease could expire (last renewal + %v)",
-		third.holder, third.transitions, sum.Failover.Round(time.Millisecond), sum.FailoverExcess.Round(time.Millisecond), d.tm.leaseDuration)
 	if err := d.awaitReady(ctx, n); err != nil {
 		return sum, err
 	}
 	if p, err := admin.CoreV1().Pods(demoNamespace).Get(ctx, secondPod, metav1.GetOptions{}); err == nil && len(p.Status.ContainerStatuses) > 0 {
 		d.say("%s's container restarted (restarts: %d) and follows %s", secondPod, p.Status.ContainerStatuses[0].RestartCount, third.holder)
 	}
-	fmt.Fprintf(d.out, "summary: leaders %v; handover %v after the release; failover %v after the crash, %v past the lease's expiry\n",
-		sum.Leaders, sum.Handover.Round(time.Millisecond), sum.Failover.Round(time.Millisecond), sum.FailoverExcess.Round(time.Millisecond))
+	d.summary(sum)
 	return sum, nil
 }
 
