@@ -3,6 +3,7 @@ package onnode
 import (
 	"bufio"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,13 @@ func TestLivenessProbeRestartsAHungLeader(t *testing.T) {
 	}
 	logs := collectLogs(t, ns)
 	awaitReady(t, ns, ex.deployment, 2*time.Minute)
-	hung := logs.awaitTerm(t, ex, 2*time.Minute, func(tm term) bool { return tm.start.After(patched) })
-	next := logs.awaitTerm(t, ex, 3*time.Minute, func(tm term) bool { return tm.pod != hung.pod && tm.start.After(hung.start) })
+	// During the rollout an old Pod, stopping, may still lead for a moment after the patch: the
+	// term that hangs is one of a Pod that runs the patched template.
+	patchedPods := podsWithArg(t, ns, "--hang-after=5s")
+	hung := logs.awaitTerm(t, ex, 2*time.Minute, func(tm term) bool { return patchedPods[tm.pod] && tm.start.After(patched) })
+	next := logs.awaitTerm(t, ex, 3*time.Minute, func(tm term) bool {
+		return patchedPods[tm.pod] && tm.pod != hung.pod && tm.start.After(hung.start)
+	})
 	old := logs.awaitTerm(t, ex, time.Minute, func(tm term) bool { return tm.pod == hung.pod && tm.start.Equal(hung.start) && !tm.end.IsZero() })
 	lines := logs.snapshot()
 	var hangAt time.Time
@@ -79,6 +85,25 @@ func TestLivenessProbeRestartsAHungLeader(t *testing.T) {
 	for _, o := range overlaps(terms(logs.snapshot(), ex)) {
 		t.Errorf("overlap: %s", o)
 	}
+}
+
+// podsWithArg returns the names of the Pods in ns whose first container is given arg.
+func podsWithArg(t *testing.T, ns, arg string) map[string]bool {
+	t.Helper()
+	pods, err := admin().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && slices.Contains(p.Spec.Containers[0].Args, arg) {
+			out[p.Name] = true
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no Pod runs with %s:\n%s", arg, podSummary(ns))
+	}
+	return out
 }
 
 func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
