@@ -42,6 +42,8 @@ type Lease struct {
 	lastUID types.UID
 
 	contention contention // how often this value lost races for the free Lease
+
+	labels map[string]string // set on the Lease when this value creates it (a semaphore's slots)
 }
 
 var _ Lock = (*Lease)(nil)
@@ -112,7 +114,14 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 		cur = nil
 	case err != nil:
 		return nil, &APIError{Lock: l.String(), Op: "get", Err: err}
-	case recordOf(cur).holder != "" && !l.expiredByClocks(recordOf(cur)):
+	}
+	return l.tryAcquireFrom(ctx, cur)
+}
+
+// tryAcquireFrom is TryAcquire once the Lease has been read: cur, or nil when it is absent.
+func (l *Lease) tryAcquireFrom(ctx context.Context, cur *coordinationv1.Lease) (*Term, error) {
+	switch {
+	case cur != nil && recordOf(cur).holder != "" && !l.expiredByClocks(recordOf(cur)):
 		l.saw(cur)
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
 	}
@@ -151,7 +160,7 @@ func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, rec leaseR
 	var written *coordinationv1.Lease
 	var err error
 	if cur == nil {
-		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: l.name, Namespace: l.namespace}}
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: l.name, Namespace: l.namespace, Labels: l.labels}}
 		rec.writeTo(lease)
 		written, err = l.leases.Create(ctx, lease, metav1.CreateOptions{})
 	} else {

@@ -56,7 +56,11 @@ func (t Token) String() string {
 // Observation is the holder of a lock as seen at one moment.
 type Observation struct {
 	// Holder is the identity in the record, empty when the lock is free or its object is absent.
+	// For a semaphore, the holders of its slots, in slot order and joined by commas.
 	Holder string
+	// Holders is, for a semaphore, the holder of each slot below its size, in slot order (empty
+	// for a free slot); nil for the other kinds.
+	Holders []string
 	// Token of the holder's term as recorded (zero when free).
 	Token Token
 	// Time the change was observed, on the lock's clock.

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/clock"
 )
@@ -34,7 +35,10 @@ type observation[T object] struct {
 	// listed is set on what a list read: changes since the previous observation may have been
 	// missed. Unset on a watch event, which follows the previous observation directly.
 	listed bool
-	err    error
+	// set is what a list of a watcher that follows a set of objects (by labels) read: every
+	// object of the set; obj and exists are then unset.
+	set []T
+	err error
 }
 
 // lister lists the objects of one kind in a namespace that match opts, and returns them with the
@@ -53,13 +57,18 @@ type lister[T object] func(ctx context.Context, opts metav1.ListOptions) ([]T, s
 // listed again. Transient failures are retried with backoff.
 //
 // Ordering uses resourceVersions as the API server issues them from etcd: increasing integers.
-// An event whose version cannot be read as an integer is never dropped.
+// An event whose version cannot be read as an integer is never dropped. The versions of one
+// resource are ordered across objects, so the same holds for a watcher that follows a set.
 type objectWatcher[T object] struct {
-	name  string
-	list  lister[T]
-	watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
-	clock clock.Clock
-	log   *zap.Logger
+	name string
+	// labels, when set, makes the watcher follow every object with these labels instead of the
+	// one named name (which then only names the set in logs). A list sends one observation with
+	// the whole set; events are sent for each object, in the order the API server issued them.
+	labels labels.Selector
+	list   lister[T]
+	watch  func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	clock  clock.Clock
+	log    *zap.Logger
 	// maxRetry is the longest wait between failed attempts to watch or read; 5 s when zero.
 	maxRetry time.Duration
 	// timeout bounds each list request; requestTimeout when zero.
@@ -101,12 +110,9 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 			watchFrom = ""
 		}
 		timeout := int64(watchTimeout / time.Second)
-		wi, err := w.watch(ctx, metav1.ListOptions{
-			FieldSelector:       w.selector(),
-			ResourceVersion:     watchFrom,
-			AllowWatchBookmarks: true,
-			TimeoutSeconds:      &timeout,
-		})
+		opts := w.listOptions()
+		opts.ResourceVersion, opts.AllowWatchBookmarks, opts.TimeoutSeconds = watchFrom, true, &timeout
+		wi, err := w.watch(ctx, opts)
 		if err != nil {
 			if permanent(err) {
 				send(observation[T]{err: &APIError{Op: "watch", Err: err}})
@@ -151,20 +157,41 @@ func (w *objectWatcher[T]) run(ctx context.Context, out chan<- observation[T]) {
 	}
 }
 
-func (w *objectWatcher[T]) selector() string {
-	return fields.OneTermEqualSelector("metadata.name", w.name).String()
+func (w *objectWatcher[T]) listOptions() metav1.ListOptions {
+	if w.labels != nil {
+		return metav1.ListOptions{LabelSelector: w.labels.String()}
+	}
+	return metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", w.name).String()}
+}
+
+// follows reports whether obj is one this watcher follows. The API server already filters by
+// the selector; this guards clients that do not.
+func (w *objectWatcher[T]) follows(obj T) bool {
+	if w.labels != nil {
+		return w.labels.Matches(labels.Set(obj.GetLabels()))
+	}
+	return obj.GetName() == w.name
 }
 
 // read lists the object's current state, and returns it with the list's resourceVersion.
 func (w *objectWatcher[T]) read(ctx context.Context) (observation[T], string, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(w.timeout, requestTimeout))
 	defer cancel()
-	items, rv, err := w.list(ctx, metav1.ListOptions{FieldSelector: w.selector()})
+	items, rv, err := w.list(ctx, w.listOptions())
 	if err != nil {
 		return observation[T]{}, "", err
 	}
+	if w.labels != nil {
+		set := make([]T, 0, len(items))
+		for _, obj := range items {
+			if w.follows(obj) {
+				set = append(set, obj)
+			}
+		}
+		return observation[T]{set: set, listed: true}, rv, nil
+	}
 	for _, obj := range items {
-		if obj.GetName() == w.name { // the field selector already filters; this guards clients that do not
+		if w.follows(obj) {
 			return observation[T]{obj: obj, exists: true, listed: true}, rv, nil
 		}
 	}
@@ -192,8 +219,8 @@ func (w *objectWatcher[T]) consume(ctx context.Context, wi watch.Interface, send
 		case watch.Added, watch.Modified, watch.Deleted:
 			events++
 			obj, isT := ev.Object.(T)
-			if !isT || obj.GetName() != w.name {
-				continue // the field selector already filters; this guards clients that do not
+			if !isT || !w.follows(obj) {
+				continue
 			}
 			if !newerVersion(obj.GetResourceVersion(), rv) {
 				continue // a replay of what the list already showed
