@@ -146,7 +146,7 @@ func BenchmarkLeaseRequestRate(b *testing.B) {
 }
 
 // leaseRequests sums apiserver_request_total over the leases resource, from /metrics.
-func leaseRequests(b *testing.B) float64 {
+func leaseRequests(b testing.TB) float64 {
 	raw, err := cp.Client(controlplane.AdminUser).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
 		b.Fatal(err)

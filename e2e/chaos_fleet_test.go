@@ -35,6 +35,9 @@ type chaosWorker struct {
 	// expected is the signal the harness sent to end the process, 0 while none was sent.
 	expected atomic.Int32
 	leaked   atomic.Pointer[string] // from the worker's "exit" line
+	// requests is the count of requests the worker made, as of its last "requests" line;
+	// reports counts those lines.
+	requests, reports atomic.Int64
 }
 
 // chaosFleet runs chaos workers on one Lease with fast timings and referees them: every term goes
@@ -46,8 +49,10 @@ type chaosFleet struct {
 	ns       string
 	upstream string // the API server's host:port
 	kubecfg  string
-	sink     *chaos.Sink
+	sink     *chaos.Sink  // the sink of writes that name no lock: the fleet's one Lease
+	sinks    *chaos.Sinks // every lock's sink
 	sinkSrv  *httptest.Server
+	args     []string // given to every worker spawned, after the fleet's own
 	timeline *chaos.Timeline
 
 	mu        sync.Mutex
@@ -65,7 +70,7 @@ type incident struct {
 
 func (i incident) String() string { return i.who + ": " + i.what }
 
-func newChaosFleet(t *testing.T, name, bin string, libraries []string) *chaosFleet {
+func newChaosFleet(t *testing.T, name, bin string, libraries []string, args ...string) *chaosFleet {
 	t.Helper()
 	kubecfg, err := cp.WriteKubeconfig(controlplane.AdminUser)
 	if err != nil {
@@ -75,11 +80,11 @@ func newChaosFleet(t *testing.T, name, bin string, libraries []string) *chaosFle
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := chaos.NewSink()
+	sinks := chaos.NewSinks()
 	f := &chaosFleet{
 		t: t, name: name, bin: bin, ns: namespace(t), upstream: host.Host, kubecfg: kubecfg,
-		sink: sink, sinkSrv: httptest.NewServer(sink), timeline: chaos.NewTimeline(),
-		workers: map[string]*chaosWorker{}, clears: map[string][]int64{},
+		sink: sinks.Of(""), sinks: sinks, sinkSrv: httptest.NewServer(sinks), timeline: chaos.NewTimeline(),
+		workers: map[string]*chaosWorker{}, clears: map[string][]int64{}, args: args,
 	}
 	t.Cleanup(func() { f.stop() }) // also when a fault fails the test before runFleet stops it
 	for _, lib := range libraries {
@@ -106,6 +111,7 @@ func (f *chaosFleet) spawn(lib string) *chaosWorker {
 		"--lease-duration=" + fast.LeaseDuration.String(), "--renew-deadline=" + fast.RenewDeadline.String(),
 		"--retry-period=" + fast.RetryPeriod.String(),
 	}
+	args = append(args, f.args...)
 	if os.Getenv("REGENT_CHAOS_LOGS") != "" {
 		args = append(args, "--debug") // kept logs say what each worker observed and wrote
 	}
@@ -140,6 +146,7 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 	var fields struct {
 		Seq    int64  `json:"seq"`
 		Mono   int64  `json:"mono"`
+		Lock   string `json:"held"`
 		Leaked string `json:"leaked"`
 	}
 	switch l.Msg {
@@ -150,7 +157,7 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 	case "term-start":
 		w.following.Store(false)
 		if json.Unmarshal([]byte(l.Text), &fields) == nil {
-			f.timeline.Begin(w.id, w.library, fields.Seq, fields.Mono)
+			f.timeline.Begin(fields.Lock, w.id, w.library, fields.Seq, fields.Mono)
 		}
 	case "term-end":
 		if json.Unmarshal([]byte(l.Text), &fields) == nil {
@@ -166,6 +173,14 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 		}
 	case "leadership lost; cancelling the work":
 		w.lost.Add(1)
+	case "requests":
+		var n struct {
+			N int64 `json:"n"`
+		}
+		if json.Unmarshal([]byte(l.Text), &n) == nil {
+			w.requests.Store(n.N)
+			w.reports.Add(1)
+		}
 	case "exit":
 		if json.Unmarshal([]byte(l.Text), &fields) == nil {
 			w.leaked.Store(&fields.Leaked)
@@ -186,6 +201,33 @@ func (f *chaosFleet) clearsOf(holder string) []int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]int64(nil), f.clears[holder]...)
+}
+
+// requestCounts asks every live worker for the count of requests it has made (SIGUSR1) and
+// returns the counts once all have answered.
+func (f *chaosFleet) requestCounts() map[string]int64 {
+	f.t.Helper()
+	f.mu.Lock()
+	workers := make([]*chaosWorker, 0, len(f.workers))
+	for _, w := range f.workers {
+		workers = append(workers, w)
+	}
+	f.mu.Unlock()
+	out := map[string]int64{}
+	for _, w := range workers {
+		before := w.reports.Load()
+		if err := w.proc.Signal(syscall.SIGUSR1); err != nil {
+			f.t.Fatal(err)
+		}
+		for deadline := time.Now().Add(guard); w.reports.Load() == before; {
+			if time.Now().After(deadline) {
+				f.t.Fatalf("%s did not report its requests", w.id)
+			}
+			time.Sleep(5 * time.Millisecond) // polls the harness's own record of the worker's log
+		}
+		out[w.id] = w.requests.Load()
+	}
+	return out
 }
 
 // watchExit closes the term of a worker that exited without ending it, and records an exit

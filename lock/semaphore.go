@@ -2,12 +2,14 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -246,6 +248,28 @@ func (s *Semaphore) ensureSize(ctx context.Context) (int, error) {
 		}
 	}
 	return 0, &APIError{Lock: s.String(), Op: "get", Err: fmt.Errorf("the size record was created and deleted again while being read")}
+}
+
+// awaitSize is ensureSize retried, as the Lease lock's waiters retry, until it succeeds, fails in
+// a way that retrying does not mend, or ctx ends.
+func (s *Semaphore) awaitSize(ctx context.Context) (int, error) {
+	retry := newBackoff(s.o.clock, 100*time.Millisecond, s.o.timings.RetryPeriod)
+	for {
+		size, err := s.ensureSize(ctx)
+		var ae *APIError
+		switch {
+		case err == nil:
+			return size, nil
+		case ctx.Err() != nil:
+			return 0, &HeldError{Lock: s.String(), Err: ctx.Err()}
+		case !errors.As(err, &ae) || permanent(ae.Err):
+			return 0, err
+		}
+		s.o.log.Info("reading the size failed, retrying", zap.Error(err))
+		if !retry.wait(ctx) {
+			return 0, &HeldError{Lock: s.String(), Err: ctx.Err()}
+		}
+	}
 }
 
 func (s *Semaphore) sizeRecord(size int) *coordinationv1.Lease {

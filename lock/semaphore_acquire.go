@@ -13,7 +13,7 @@ import (
 
 // Acquire waits until this process holds one of the semaphore's slots, or ctx ends; see Lock.
 //
-// It reads the size record (creating it if absent), then follows all the semaphore's objects
+// It reads the size record (creating it if absent; transient failures are retried), then follows all the semaphore's objects
 // with one watch. Each slot is waited for as a Lease lock's Acquire waits for its Lease, with the
 // same rules for expiry, deletions and foreign writes; the first slot this process can take, it
 // takes. When every slot is held it makes no request until a watch event or an expiry.
@@ -21,7 +21,7 @@ func (s *Semaphore) Acquire(ctx context.Context) (*Term, error) {
 	if ctx == nil {
 		return nil, errNil("ctx")
 	}
-	size, err := s.ensureSize(ctx)
+	size, err := s.awaitSize(ctx)
 	if err != nil {
 		return nil, err
 	}

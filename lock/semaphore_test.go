@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/regent-k8s/regent/kubefake"
@@ -313,5 +314,27 @@ func TestNewSemaphoreRefusesBadInput(t *testing.T) {
 	s := newTestSemaphore(t, env, me, 1)
 	if err := s.Resize(context.Background(), -1); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("Resize(-1) = %v, want refused", err)
+	}
+}
+
+func TestSemaphoreAcquireRetriesAFailedReadOfTheSize(t *testing.T) {
+	// The API server restarts while a candidate starts: its first read of the size fails.
+	env := kubefake.NewEnv()
+	failed := 0
+	failLeases(env, "get", func() bool { failed++; return failed == 1 }, apierrors.NewServiceUnavailable("restarting"))
+	s := newTestSemaphore(t, env, me, 2)
+	res := acquireSemAsync(context.Background(), s)
+	env.Await(t, "the retry timer", func() bool { return env.Clock.Waiters() == 1 })
+	env.Clock.Step(time.Second)
+	got := kubefake.Receive(t, res, "acquisition")
+	if got.err != nil {
+		t.Fatalf("Acquire = %v, want the read retried", got.err)
+	}
+	releaseTerm(t, got.term)
+
+	// A refusal is not retried.
+	failLeases(env, "get", func() bool { return true }, apierrors.NewForbidden(coordinationv1.Resource("leases"), semName, errors.New("no")))
+	if _, err := s.Acquire(context.Background()); !errors.Is(err, ErrAPI) {
+		t.Errorf("Acquire when forbidden = %v, want an *APIError", err)
 	}
 }

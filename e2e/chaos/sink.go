@@ -138,3 +138,41 @@ func (s *Sink) Await(ctx context.Context, cond func(k TermKey, w TermWrites) boo
 		}
 	}
 }
+
+// Sinks is one fencing sink per lock, for workers whose terms hold different locks (a
+// semaphore's slots, whose tokens are ordered per slot only). A write names its lock with
+// ?lock=NAME; writes without one go to the sink of the empty name.
+type Sinks struct {
+	mu    sync.Mutex
+	sinks map[string]*Sink
+}
+
+// NewSinks returns an empty set of sinks.
+func NewSinks() *Sinks { return &Sinks{sinks: map[string]*Sink{}} }
+
+// Of returns the sink of lock, created on first use.
+func (s *Sinks) Of(lock string) *Sink {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.sinks[lock]
+	if k == nil {
+		k = NewSink()
+		s.sinks[lock] = k
+	}
+	return k
+}
+
+func (s *Sinks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.Of(r.URL.Query().Get("lock")).ServeHTTP(w, r)
+}
+
+// Rejected is the number of writes refused, over all sinks.
+func (s *Sinks) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, k := range s.sinks {
+		n += k.Rejected()
+	}
+	return n
+}

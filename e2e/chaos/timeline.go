@@ -10,6 +10,9 @@ import (
 // Term is one term as its worker's work saw it: from the work's start to its return, on the
 // monotonic clock.
 type Term struct {
+	// Lock names what the term holds: a Lease, or a semaphore's slot. Only terms of the same lock
+	// may not overlap.
+	Lock    string
 	Who     string
 	Library string
 	Seq     int64
@@ -46,12 +49,13 @@ type Timeline struct {
 // NewTimeline returns an empty timeline.
 func NewTimeline() *Timeline { return &Timeline{open: map[string]*Term{}} }
 
-// Begin opens a term of who at the instant start. An open term of who is first closed there.
-func (tl *Timeline) Begin(who, library string, seq, start int64) {
+// Begin opens a term of who on lock at the instant start. An open term of who is first closed
+// there.
+func (tl *Timeline) Begin(lock, who, library string, seq, start int64) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	tl.closeLocked(who, start, "returned")
-	t := &Term{Who: who, Library: library, Seq: seq, Start: start}
+	t := &Term{Lock: lock, Who: who, Library: library, Seq: seq, Start: start}
 	tl.open[who] = t
 	tl.terms = append(tl.terms, t)
 }
@@ -104,9 +108,20 @@ func (tl *Timeline) Terms(now int64) []Term {
 	return out
 }
 
-// Overlaps returns every pair of terms of different workers where one started before the other
-// had ended, leaving out pairs whose earlier term was paused. Open terms count as running until
-// now.
+// OpenTerms returns the terms open now.
+func (tl *Timeline) OpenTerms() []Term {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	out := make([]Term, 0, len(tl.open))
+	for _, t := range tl.open {
+		out = append(out, *t)
+	}
+	return out
+}
+
+// Overlaps returns every pair of terms of different workers on the same lock where one started
+// before the other had ended, leaving out pairs whose earlier term was paused. Open terms count as
+// running until now.
 func (tl *Timeline) Overlaps(now int64) []Overlap {
 	terms := tl.Terms(now)
 	slices.SortStableFunc(terms, func(a, b Term) int { return compare(a.Start, b.Start) })
@@ -119,7 +134,7 @@ func (tl *Timeline) Overlaps(now int64) []Overlap {
 				continue // ended before t began: it cannot overlap t or anything later
 			}
 			kept = append(kept, e)
-			if !e.Paused && e.Who != t.Who {
+			if !e.Paused && e.Who != t.Who && e.Lock == t.Lock {
 				out = append(out, Overlap{Earlier: e, Later: t, By: time.Duration(e.End - t.Start)})
 			}
 		}
@@ -136,4 +151,36 @@ func compare(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// MostAtOnce returns the largest number of terms that ran at one instant, over all locks,
+// leaving out paused terms (see Term.Paused), and the first instant it was reached. Open terms
+// count as running until now.
+func (tl *Timeline) MostAtOnce(now int64) (int, int64) {
+	type edge struct {
+		at    int64
+		delta int
+	}
+	var edges []edge
+	for _, t := range tl.Terms(now) {
+		if !t.Paused {
+			edges = append(edges, edge{t.Start, 1}, edge{t.End, -1})
+		}
+	}
+	// Ends before starts at the same instant: a term that ends where another begins does not
+	// overlap it.
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return a.delta - b.delta
+	})
+	most, at, running := 0, int64(0), 0
+	for _, e := range edges {
+		running += e.delta
+		if running > most {
+			most, at = running, e.at
+		}
+	}
+	return most, at
 }

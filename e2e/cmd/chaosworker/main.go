@@ -1,7 +1,8 @@
-// Command chaosworker is a candidate for the chaos suite: while it leads a Lease, it writes to a
-// fencing sink every tick with its term's token, and it logs every term's start and end with the
-// machine's monotonic clock (field "mono"), so that the harness can check that no two terms
-// overlap. The sink refuses writes whose token is lower than the highest it has accepted. On a
+// Command chaosworker is a candidate for the chaos suite: while it leads a Lease (or holds a slot
+// of a semaphore, with --semaphore), it writes to a fencing sink every tick with its term's
+// token, and it logs every term's start and end with the machine's monotonic clock (field
+// "mono") and what the term holds (field "held"), so that the harness can check that no two terms
+// of one lock overlap. The sink refuses writes whose token is lower than the highest it has accepted. On a
 // graceful stop it logs "exit" with the goroutines it left behind, if any.
 package main
 
@@ -10,8 +11,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +43,7 @@ func main() {
 	library := flag.String("library", "regent", "regent or client-go")
 	server := flag.String("server", "", "API server URL, replacing the kubeconfig's (the chaos suite's partition proxy)")
 	debug := flag.Bool("debug", false, "log at debug level: every observation and acquiring write of the lock")
+	semaphore := flag.Int("semaphore", 0, "hold a slot of the semaphore --lock-name of this size instead of leading the Lease (regent only)")
 	flag.Parse()
 	timings := lock.Timings{LeaseDuration: *leaseDuration, RenewDeadline: *renewDeadline, RetryPeriod: *retryPeriod}
 
@@ -58,20 +62,49 @@ func main() {
 	if *server != "" {
 		restCfg.Host = *server
 	}
+	// Every request the worker makes is counted; SIGUSR1 logs the count ("requests"), so that
+	// the harness can tell what waiters ask of the API server.
+	var requests atomic.Int64
+	restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			requests.Add(1)
+			return rt.RoundTrip(r)
+		})
+	})
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	reporting := make(chan struct{})
+	go func() {
+		defer close(reporting)
+		for range usr1 {
+			log.Info("requests", zap.Int64("n", requests.Load()))
+		}
+	}()
 	client := kubernetes.NewForConfigOrDie(restCfg)
 	w := &writer{log: log, client: &http.Client{Timeout: time.Second}, sink: *sink, who: *identity, tick: *tick}
 	log.Info("campaigning", zap.String("library", *library))
 	if *library == "client-go" {
 		runClientGo(ctx, log, client, *namespace, *lockName, *identity, timings, w)
 	} else {
-		runRegent(ctx, log, client, *namespace, *lockName, *identity, timings, w)
+		runRegent(ctx, log, client, *namespace, *lockName, *identity, timings, *semaphore, w)
 	}
+	signal.Stop(usr1)
+	close(usr1)
+	<-reporting
 	reportLeaks(log)
 }
 
-// runRegent campaigns with regent until ctx ends, retrying after every lost term.
-func runRegent(ctx context.Context, log *zap.Logger, client kubernetes.Interface, ns, name, id string, timings lock.Timings, w *writer) {
-	l, err := lock.NewLease(client.CoordinationV1(), ns, name, lock.WithIdentity(id), lock.WithLogger(log), lock.WithTimings(timings))
+// runRegent campaigns with regent until ctx ends, retrying after every lost term: for the Lease
+// name, or for a slot of the semaphore name when size > 0.
+func runRegent(ctx context.Context, log *zap.Logger, client kubernetes.Interface, ns, name, id string, timings lock.Timings, size int, w *writer) {
+	opts := []lock.Option{lock.WithIdentity(id), lock.WithLogger(log), lock.WithTimings(timings)}
+	var l lock.Lock
+	var err error
+	if size > 0 {
+		l, err = lock.NewSemaphore(client.CoordinationV1(), ns, name, size, opts...)
+	} else {
+		l, err = lock.NewLease(client.CoordinationV1(), ns, name, opts...)
+	}
 	if err != nil {
 		log.Fatal("lock", zap.Error(err))
 	}
@@ -80,8 +113,12 @@ func runRegent(ctx context.Context, log *zap.Logger, client kubernetes.Interface
 		log.Fatal("election", zap.Error(err))
 	}
 	work := func(ctx context.Context) error {
-		token, _ := leader.TokenFrom(ctx)
-		w.loop(ctx, token.Seq)
+		l, _ := leader.FromContext(ctx)
+		held := ""
+		if size > 0 {
+			held = l.Term().Lock()
+		}
+		w.loop(ctx, held, l.Token().Seq)
 		return nil
 	}
 	err = leader.RetryOnLost(e.AsLeader(work), leader.RetryBackoff(50*time.Millisecond, time.Second))(ctx)
@@ -90,6 +127,10 @@ func runRegent(ctx context.Context, log *zap.Logger, client kubernetes.Interface
 		os.Exit(1)
 	}
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // writer writes to the fencing sink every tick while its context lasts.
 type writer struct {
@@ -100,9 +141,15 @@ type writer struct {
 	tick   time.Duration
 }
 
-func (w *writer) loop(ctx context.Context, seq int64) {
-	w.log.Info("term-start", zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
+// loop writes to the sink while ctx lasts. held names what the term holds when the worker's terms
+// hold different locks (a semaphore's slots); the sink then fences each lock on its own.
+func (w *writer) loop(ctx context.Context, held string, seq int64) {
+	w.log.Info("term-start", zap.String("held", held), zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
 	defer func() { w.log.Info("term-end", zap.Int64("seq", seq), zap.Int64("mono", chaos.Now())) }()
+	target := fmt.Sprintf("%s/write?seq=%d&who=%s", w.sink, seq, w.who)
+	if held != "" {
+		target += "&lock=" + url.QueryEscape(held)
+	}
 	t := time.NewTicker(w.tick)
 	defer t.Stop()
 	for {
@@ -111,7 +158,7 @@ func (w *writer) loop(ctx context.Context, seq int64) {
 			return
 		case <-t.C:
 		}
-		resp, err := w.client.Post(fmt.Sprintf("%s/write?seq=%d&who=%s", w.sink, seq, w.who), "text/plain", nil)
+		resp, err := w.client.Post(target, "text/plain", nil)
 		if err != nil {
 			continue
 		}
@@ -142,7 +189,7 @@ func runClientGo(ctx context.Context, log *zap.Logger, client kubernetes.Interfa
 					if l, err := client.CoordinationV1().Leases(ns).Get(lctx, name, metav1.GetOptions{}); err == nil && l.Spec.LeaseTransitions != nil {
 						seq = int64(*l.Spec.LeaseTransitions)
 					}
-					w.loop(lctx, seq)
+					w.loop(lctx, "", seq)
 				},
 				OnStoppedLeading: func() {
 					if ctx.Err() == nil {
