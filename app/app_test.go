@@ -63,6 +63,10 @@ func TestConfigValidationNamesTheFlag(t *testing.T) {
 		{name: "lock name not an object name", change: func(c *Config) { c.LockName = "My_Lock" }, wantFlag: "lock-name"},
 		{name: "namespace not a label", change: func(c *Config) { c.Namespace = "team/a" }, wantFlag: "namespace"},
 		{name: "blank identity", change: func(c *Config) { c.Identity = "   " }, wantFlag: "identity"},
+		{name: "semaphore without a size", change: func(c *Config) { c.LockKind = KindSemaphore }, wantFlag: "semaphore-size"},
+		{name: "semaphore too large", change: func(c *Config) { c.LockKind, c.SemaphoreSize = KindSemaphore, 1001 }, wantFlag: "semaphore-size"},
+		{name: "size of a lease", change: func(c *Config) { c.SemaphoreSize = 3 }, wantFlag: "semaphore-size"},
+		{name: "semaphore timings", change: func(c *Config) { c.LockKind, c.SemaphoreSize, c.Timings.RetryPeriod = KindSemaphore, 2, 2 }, wantFlag: "retry-period"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -407,4 +411,49 @@ func TestTimingsGivenForALeaderForLifeLockAreRefused(t *testing.T) {
 	if DefaultConfig().HealthAddr == ":8080" || DefaultConfig().HealthAddr == ":8081" {
 		t.Errorf("HealthAddr defaults to %s, a port of controller-runtime's", DefaultConfig().HealthAddr)
 	}
+}
+
+func TestSemaphoreFromFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("REGENT_LOCK_KIND", "semaphore")
+	t.Setenv("REGENT_SEMAPHORE_SIZE", "three")
+	c := DefaultConfig()
+	c.LockName = "pool"
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	var fe *FlagError
+	if err := c.Validate(); !errors.As(err, &fe) || fe.Flag != "semaphore-size" || fe.Value != "three" {
+		t.Fatalf("Validate = %v, want the size given in the environment named", err)
+	}
+	c2 := DefaultConfig()
+	c2.LockName = "pool"
+	fs2 := flag.NewFlagSet("test", flag.ContinueOnError)
+	c2.RegisterFlags(fs2)
+	if err := fs2.Parse([]string{"--semaphore-size=3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Validate(); err != nil || c2.LockKind != KindSemaphore || c2.SemaphoreSize != 3 {
+		t.Fatalf("with --semaphore-size=3 over a bad environment: %v, %+v", err, c2)
+	}
+}
+
+func TestGuardedWorkloadUnderASemaphore(t *testing.T) {
+	env := kubefake.NewEnv()
+	cfg := testConfig()
+	cfg.LockKind, cfg.SemaphoreSize, cfg.LockName = KindSemaphore, 2, "pool"
+	started := make(chan string, 1)
+	work := func(ctx context.Context) error {
+		l, _ := leader.FromContext(ctx)
+		started <- l.Term().Lock()
+		<-ctx.Done()
+		return nil
+	}
+	app := electionApp(t, env, cfg, GuardedWorkload(work))
+	app.RequireStart()
+	if slot := kubefake.Receive(t, started, "the work to start"); !strings.HasPrefix(slot, "lease default/pool-") {
+		t.Errorf("the work holds %q, want a slot of the semaphore pool", slot)
+	}
+	app.RequireStop()
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ const (
 	KindLease      LockKind = "lease"
 	KindConfigMap  LockKind = "configmap"
 	KindLeaderLock LockKind = "leaderlock"
+	// KindSemaphore is a semaphore of Leases (lock.Semaphore): up to SemaphoreSize replicas run
+	// the guarded work at once.
+	KindSemaphore LockKind = "semaphore"
 )
 
 // Config is the configuration of the regent modules, from flags and environment.
@@ -33,8 +37,11 @@ type Config struct {
 	// service-account file, the kubeconfig context). A Lease may live in any namespace; a
 	// leader-for-life lock is owned by its Pod and lives in the Pod's namespace.
 	Namespace string
-	// LockKind is lease, configmap or leaderlock.
+	// LockKind is lease, configmap, leaderlock or semaphore.
 	LockKind LockKind
+	// SemaphoreSize is a semaphore's size, the number of replicas that may hold it at once
+	// (lock kind semaphore only; once recorded, the semaphore keeps its size: see lock.Semaphore).
+	SemaphoreSize int
 	// LockName names the lock object.
 	LockName string
 	// Identity is this process's name in the lock; empty: POD_NAME (or the host name) plus a
@@ -88,7 +95,8 @@ var (
 	flagKubeconfig    = flagSpec{"kubeconfig", "KUBECONFIG", "kubeconfig file (default: in-cluster, then ~/.kube/config)"}
 	flagContext       = flagSpec{"context", "REGENT_CONTEXT", "kubeconfig context (default: the current one)"}
 	flagNamespace     = flagSpec{"namespace", "REGENT_NAMESPACE", "namespace of the lock (default: this process's own: the Pod's, or the kubeconfig context's)"}
-	flagLockKind      = flagSpec{"lock-kind", "REGENT_LOCK_KIND", "lease, configmap or leaderlock"}
+	flagLockKind      = flagSpec{"lock-kind", "REGENT_LOCK_KIND", "lease, configmap, leaderlock or semaphore"}
+	flagSemaphoreSize = flagSpec{"semaphore-size", "REGENT_SEMAPHORE_SIZE", "how many replicas may hold a semaphore at once (lock kind semaphore), when this replica creates it"}
 	flagLockName      = flagSpec{"lock-name", "REGENT_LOCK_NAME", "name of the lock object"}
 	flagIdentity      = flagSpec{"identity", "REGENT_IDENTITY", "this process's name in the lock (default: POD_NAME or host name, plus a random suffix)"}
 	flagLeaseDuration = flagSpec{"lease-duration", "REGENT_LEASE_DURATION", "how long followers wait before taking an unrenewed lease"}
@@ -134,6 +142,28 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			}
 		}}, f.name, f.usage+" ["+f.env+"]")
 	}
+	var sizeFromEnv *FlagError
+	if v := os.Getenv(flagSemaphoreSize.env); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			c.SemaphoreSize = n
+		} else {
+			sizeFromEnv = &FlagError{Flag: flagSemaphoreSize.name, Env: flagSemaphoreSize.env, Value: v, Reason: "not a whole number"}
+			if c.envErr == nil {
+				c.envErr = sizeFromEnv
+			}
+		}
+	}
+	fs.Func(flagSemaphoreSize.name, flagSemaphoreSize.usage+fmt.Sprintf(" (default %d)", c.SemaphoreSize)+" ["+flagSemaphoreSize.env+"]", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return errors.New("not a whole number")
+		}
+		c.SemaphoreSize = n
+		if c.envErr == sizeFromEnv {
+			c.envErr = nil // the flag overrides the environment
+		}
+		return nil
+	})
 	dur(&c.Timings.LeaseDuration, flagLeaseDuration)
 	dur(&c.Timings.RenewDeadline, flagRenewDeadline)
 	dur(&c.Timings.RetryPeriod, flagRetryPeriod)
@@ -168,9 +198,17 @@ func (c Config) Validate() error {
 		return c.envErr
 	}
 	switch orKind(c.LockKind) {
-	case KindLease, KindConfigMap, KindLeaderLock:
+	case KindLease, KindConfigMap, KindLeaderLock, KindSemaphore:
 	default:
-		return &FlagError{Flag: flagLockKind.name, Env: flagLockKind.env, Value: string(c.LockKind), Reason: "must be lease, configmap or leaderlock"}
+		return &FlagError{Flag: flagLockKind.name, Env: flagLockKind.env, Value: string(c.LockKind), Reason: "must be lease, configmap, leaderlock or semaphore"}
+	}
+	switch {
+	case orKind(c.LockKind) == KindSemaphore && (c.SemaphoreSize < 1 || c.SemaphoreSize > lock.MaxSemaphoreSize):
+		return &FlagError{Flag: flagSemaphoreSize.name, Env: flagSemaphoreSize.env, Value: strconv.Itoa(c.SemaphoreSize),
+			Reason: fmt.Sprintf("a semaphore needs a size from 1 to %d", lock.MaxSemaphoreSize)}
+	case orKind(c.LockKind) != KindSemaphore && c.SemaphoreSize != 0:
+		return &FlagError{Flag: flagSemaphoreSize.name, Env: flagSemaphoreSize.env, Value: strconv.Itoa(c.SemaphoreSize),
+			Reason: "applies to lock kind semaphore only"}
 	}
 	if strings.TrimSpace(c.LockName) == "" {
 		return &FlagError{Flag: flagLockName.name, Env: flagLockName.env, Value: c.LockName, Reason: "is required"}
@@ -186,7 +224,7 @@ func (c Config) Validate() error {
 	if c.Identity != "" && strings.TrimSpace(c.Identity) == "" {
 		return &FlagError{Flag: flagIdentity.name, Env: flagIdentity.env, Value: c.Identity, Reason: "must not be blank"}
 	}
-	if kind := orKind(c.LockKind); kind != KindLease && c.Timings != lock.DefaultTimings {
+	if kind := orKind(c.LockKind); !kind.leases() && c.Timings != lock.DefaultTimings {
 		f, v := flagLeaseDuration, c.Timings.LeaseDuration
 		switch {
 		case c.Timings.RenewDeadline != lock.DefaultTimings.RenewDeadline:
@@ -196,7 +234,7 @@ func (c Config) Validate() error {
 		}
 		return &FlagError{Flag: f.name, Env: f.env, Value: v.String(), Reason: fmt.Sprintf("applies to lease locks only; a %s lock has no timings", kind)}
 	}
-	if orKind(c.LockKind) == KindLease {
+	if orKind(c.LockKind).leases() {
 		if err := c.Timings.Validate(); err != nil {
 			var ce *lock.ConfigError
 			if errors.As(err, &ce) {
@@ -208,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// leases reports whether locks of kind k are stored in Leases, and so have timings.
+func (k LockKind) leases() bool { return k == KindLease || k == KindSemaphore }
 
 func orKind(k LockKind) LockKind {
 	if k == "" {

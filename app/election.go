@@ -65,7 +65,7 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 	if p.Health != nil {
 		recorders = append(recorders, p.Health)
 		renewObservers = append(renewObservers, p.Health.Renewed)
-		if orKind(p.Config.LockKind) == KindLease {
+		if orKind(p.Config.LockKind).leases() {
 			p.Health.SetRenewDeadline(p.Config.Timings.RenewDeadline)
 		} else {
 			p.Health.SetRenewDeadline(0) // leader-for-life terms never renew
@@ -77,7 +77,7 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 	}
 	kind := orKind(p.Config.LockKind)
 	opts := []lock.Option{lock.WithIdentity(identity), lock.WithLogger(log)}
-	if kind == KindLease {
+	if kind.leases() {
 		opts = append(opts, lock.WithTimings(p.Config.Timings), lock.WithRenewObserver(func(r lock.Renewal) {
 			for _, fn := range renewObservers {
 				fn(r)
@@ -89,13 +89,15 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 		l   lock.Lock
 		err error
 	)
-	if ns := p.Config.Namespace; kind != KindLease && ns != "" && p.Info.Pod != nil && ns != p.Info.Pod.Namespace {
+	if ns := p.Config.Namespace; !kind.leases() && ns != "" && p.Info.Pod != nil && ns != p.Info.Pod.Namespace {
 		return LeaderElectionResult{}, &FlagError{Flag: flagNamespace.name, Env: flagNamespace.env, Value: ns,
 			Reason: fmt.Sprintf("a %s lock is owned by its Pod and lives in the Pod's namespace %q", kind, p.Info.Pod.Namespace)}
 	}
 	switch kind {
 	case KindLease:
 		l, err = lock.NewLease(p.Client.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, opts...)
+	case KindSemaphore:
+		l, err = lock.NewSemaphore(p.Client.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, p.Config.SemaphoreSize, opts...)
 	case KindConfigMap:
 		l, err = lock.NewConfigMapForLife(p.Client.CoreV1(), p.Info.Pod, p.Config.LockName, opts...)
 	case KindLeaderLock:

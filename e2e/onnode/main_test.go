@@ -52,6 +52,10 @@ func installCRD() error {
 var clientGo = example{name: "clientgo-leader", deployment: "clientgo-leader", image: "clientgo-leader:latest",
 	start: "leading", end: "stopped leading work", manifests: "testdata/clientgo-leader"}
 
+// semaphoreWorker is the semaphore example: two of its four replicas work at once.
+var semaphoreWorker = example{name: "semaphore-worker", deployment: "semaphore-worker", image: "semaphore-worker:latest",
+	start: "holding a slot", end: "stopped working"}
+
 // operator is the controller-runtime example, a module of its own; its leader reconciles.
 var operator = example{name: "configmap-operator", deployment: "configmap-operator", image: "configmap-operator:latest"}
 
@@ -66,7 +70,8 @@ func TestMain(m *testing.M) {
 	for _, ex := range examples {
 		images = append(images, node.Image{Package: "./examples/" + ex.name, Dir: "../..", Tag: ex.image})
 	}
-	images = append(images, node.Image{Package: "./cmd/clientgoleader", Dir: "..", Tag: clientGo.image},
+	images = append(images, node.Image{Package: "./examples/" + semaphoreWorker.name, Dir: "../..", Tag: semaphoreWorker.image},
+		node.Image{Package: "./cmd/clientgoleader", Dir: "..", Tag: clientGo.image},
 		node.Image{Package: ".", Dir: "../../examples/configmap-operator", Tag: operator.image})
 	var err error
 	n, err = node.Start(context.Background(), node.Options{Images: images, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
