@@ -124,6 +124,24 @@
 // next Acquire, which did not follow the deletion, still waits a LeaseDuration (see Deletion and
 // re-creation). Other instances, even with the same identity, wait as usual.
 //
+// # Semaphore
+//
+// Semaphore lets up to its size of processes hold it at once. Each slot is a Lease lock of its
+// own (name-0, name-1, …), waited for, taken, renewed and released by exactly the rules above, so
+// each slot has one holder at a time by the same argument, and its tokens are ordered per slot.
+// At most size slots can be held, so at most size terms last at once. A waiter follows the size
+// record (the Lease named name) and every slot with one watch by the label
+// regent.dev/semaphore=name; it takes the first slot below the size that the rules above let it
+// take. The size is what the record says: the first candidate creates it; Resize, or an
+// annotation, changes it. A lowered size removes the slots from the new size up: waiters never
+// take them, and the holder of one ends its term as lost when its own watch of the record sees
+// the change, then stops its work and releases, as on any loss. A candidate that has just taken
+// a slot reads the record afresh before its term begins, and gives the slot back if the slot has
+// been removed, so no term of a removed slot begins after the resize was written; the holders of
+// removed slots that were already working stop within the Lease's margin of noticing. Slots and
+// the size record must not be created by hand (the watch needs the label). See
+// docs/semaphore-and-sharding.md.
+//
 // # Leader for life
 //
 // ForLife locks (NewConfigMapForLife, NewLeaderLockForLife) are objects owned by the holder's Pod
@@ -144,5 +162,7 @@
 // RenewDeadline, the leader-for-life locks' by 10 s. After a failed request a waiter retries with
 // a backoff from 100 ms that never waits longer than RetryPeriod, so after an API server outage it
 // is back within a RetryPeriod. The rights needed on leases are get, list, watch, create (first
-// use only) and update; docs/rbac.md has the Role.
+// use only) and update; docs/rbac.md has the Role. A semaphore's waiter makes one GET of the size
+// record when Acquire begins, then the same: one WATCH by label and one LIST; its holder adds a
+// WATCH of the size record.
 package lock
