@@ -338,3 +338,32 @@ func TestSemaphoreAcquireRetriesAFailedReadOfTheSize(t *testing.T) {
 		t.Errorf("Acquire when forbidden = %v, want an *APIError", err)
 	}
 }
+
+func TestSemaphoreSlotDeletedWhileHeldBindsLikeItsRecord(t *testing.T) {
+	// kubectl delete lease pool-0 while its holder works: a waiter that saw the record waits
+	// until it would have expired before creating the slot again, as for a Lease lock.
+	env := kubefake.NewEnv(sizeObject(1), slotObject(0, rival, 3, kubefake.Epoch))
+	s := newTestSemaphore(t, env, me, 1)
+	res := acquireSemAsync(context.Background(), s)
+	env.Await(t, "the expiry timer", func() bool { return env.Clock.Waiters() == 1 })
+	armed := env.Clock.TimersCreated()
+	if err := env.Tracker.Delete(coordinationv1.SchemeGroupVersion.WithResource("leases"), testNS, semName+"-0"); err != nil {
+		t.Fatal(err)
+	}
+	env.Await(t, "the wait for the deleted record", func() bool {
+		return env.Clock.TimersCreated() > armed && env.Clock.Waiters() == 1
+	})
+	env.Clock.Step(15*time.Second - time.Millisecond)
+	if countActions(env, "create") != 0 {
+		t.Fatal("the deleted slot was created again before its record would have expired")
+	}
+	env.Clock.Step(time.Millisecond)
+	got := kubefake.Receive(t, res, "acquisition")
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	defer releaseTerm(t, got.term)
+	if got.term.Token().Seq != 4 {
+		t.Errorf("token %d, want 4: one above the deleted record's, so that tokens keep growing", got.term.Token().Seq)
+	}
+}
