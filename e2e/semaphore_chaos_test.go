@@ -49,7 +49,9 @@ func TestSemaphoreChaos(t *testing.T) {
 	f := newChaosFleet(t, "sem", chaosBinary(t), libs, fmt.Sprintf("--semaphore=%d", semaphoreSize))
 	f.awaitHolders(semaphoreSize, 0, chaos.TermKey{})
 
-	// At rest: the holders renew, every RetryPeriod each; the waiters make no request.
+	// At rest: the holders renew, every RetryPeriod each; the waiters make no request once they
+	// follow the semaphore (a read of the size, a watch and a list when they start).
+	f.awaitFollowing()
 	window := 5 * time.Second
 	holdersBefore, countsBefore := f.holders(), f.requestCounts()
 	time.Sleep(window) // the measuring window
@@ -111,6 +113,28 @@ func TestSemaphoreChaos(t *testing.T) {
 		}
 	}
 	t.Log("summary:\n" + b.String())
+}
+
+// awaitFollowing waits until every live worker that holds no slot has read the semaphore.
+func (f *chaosFleet) awaitFollowing() {
+	f.t.Helper()
+	for deadline := time.Now().Add(guard); ; {
+		waiting := 0
+		f.mu.Lock()
+		for _, w := range f.workers {
+			if _, holds := f.timeline.Open(w.id); !holds && !w.following.Load() {
+				waiting++
+			}
+		}
+		f.mu.Unlock()
+		if waiting == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: %d waiters did not read the semaphore", f.name, waiting)
+		}
+		time.Sleep(10 * time.Millisecond) // polls the harness's own record of the workers' logs
+	}
 }
 
 // holders are the open terms that are not paused, by worker.
