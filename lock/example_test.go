@@ -46,3 +46,31 @@ func ExampleLease_TryAcquire() {
 	// Output:
 	// true a
 }
+
+// A semaphore of 2: two processes hold a slot each, a third is refused until one releases.
+func ExampleNewSemaphore() {
+	ctx := context.Background()
+	env := kubefake.NewEnv() // in a program: clientset.CoordinationV1(), and no clock option
+	newSem := func(id string) *lock.Semaphore {
+		s, err := lock.NewSemaphore(env.Client.CoordinationV1(), "default", "importers", 2,
+			lock.WithIdentity(id), lock.WithClock(env.Clock))
+		if err != nil {
+			panic(err)
+		}
+		return s
+	}
+	a, _ := newSem("a").Acquire(ctx)
+	b, _ := newSem("b").Acquire(ctx)
+	fmt.Println(a.Lock() != b.Lock())
+	_, err := newSem("c").TryAcquire(ctx)
+	fmt.Println(errors.Is(err, lock.ErrHeld))
+	_ = a.Release(ctx)
+	c, err := newSem("c").TryAcquire(ctx)
+	fmt.Println(err == nil && c.Lock() == a.Lock())
+	_ = b.Release(ctx)
+	_ = c.Release(ctx)
+	// Output:
+	// true
+	// true
+	// true
+}
