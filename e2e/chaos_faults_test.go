@@ -146,19 +146,8 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	lostBefore := victim.lost.Load()
 	faultAt := chaos.Now()
 	switch kind {
-	case faultKill:
-		f.kill(victim, syscall.SIGKILL)
-	case faultTerm:
-		f.kill(victim, syscall.SIGTERM)
-	case faultStop:
-		f.timeline.Pause(victim.id)
-		if err := victim.proc.Signal(syscall.SIGSTOP); err != nil {
-			f.t.Fatal(err)
-		}
-	case faultPartition:
-		if err := victim.link.Cut(); err != nil {
-			f.t.Fatal(err)
-		}
+	case faultKill, faultTerm, faultStop, faultPartition:
+		f.strike(victim, kind)
 	case faultDelete, faultRecreate:
 		f.awaitFollowers(victim)
 		f.deleteLease(ctx, kind == faultRecreate)
@@ -193,31 +182,63 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		f.spawn(victim.library) // a replacement, as a Deployment would start
 	case faultDelete, faultRecreate, faultClear:
 		f.awaitTermEnd(victim, before.Seq) // the old holder learns of the change at its next renewal
-		// The work's last line and the election's report of the loss come from two goroutines,
-		// in either order: give the report a moment to arrive.
-		for deadline := time.Now().Add(2 * time.Second); victim.lost.Load() == lostBefore && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond) // polls the harness's own record of the worker's log
-		}
+		f.awaitLostReport(victim, lostBefore)
 	case faultStop, faultPartition:
 		// The fault lasts past the lease, and a little longer.
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
+		frozen := f.sink.Writes(before).Accepted // a frozen victim writes nothing
+		f.heal(victim, kind)
+		f.awaitTermEnd(victim, before.Seq)
 		if kind == faultStop {
-			frozen := f.sink.Writes(before).Accepted // a frozen victim writes nothing
-			if err := victim.proc.Signal(syscall.SIGCONT); err != nil {
-				f.t.Fatal(err)
-			}
-			f.awaitTermEnd(victim, before.Seq)
 			res.resumed = f.sink.Writes(before).Accepted - frozen
-		} else {
-			if err := victim.link.Heal(); err != nil {
-				f.t.Fatal(err)
-			}
-			f.awaitTermEnd(victim, before.Seq)
 		}
 	}
 	res.stale = f.sink.Writes(before).Rejected
 	res.lost = victim.lost.Load() > lostBefore
 	return res
+}
+
+// strike starts a fault of a worker: kind is sigkill, sigterm, sigstop or partition. A frozen
+// worker's open term is marked paused; heal ends a sigstop or a partition.
+func (f *chaosFleet) strike(w *chaosWorker, kind faultKind) {
+	f.t.Helper()
+	var err error
+	switch kind {
+	case faultKill:
+		f.kill(w, syscall.SIGKILL)
+	case faultTerm:
+		f.kill(w, syscall.SIGTERM)
+	case faultStop:
+		f.timeline.Pause(w.id)
+		err = w.proc.Signal(syscall.SIGSTOP)
+	case faultPartition:
+		err = w.link.Cut()
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// heal resumes a frozen worker (SIGCONT) or mends its partitioned link.
+func (f *chaosFleet) heal(w *chaosWorker, kind faultKind) {
+	f.t.Helper()
+	heal := func() error { return w.proc.Signal(syscall.SIGCONT) }
+	if kind == faultPartition {
+		heal = w.link.Heal
+	}
+	if err := heal(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// awaitLostReport waits a moment for w to report a lost term beyond the count before, and
+// reports whether it did: the work's last line and the election's report of the loss come from
+// two goroutines, in either order.
+func (f *chaosFleet) awaitLostReport(w *chaosWorker, before int32) bool {
+	for deadline := time.Now().Add(2 * time.Second); w.lost.Load() == before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // polls the harness's own record of the worker's log
+	}
+	return w.lost.Load() > before
 }
 
 // restart stops the API server or etcd for a random while and starts it again; it returns the

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -198,21 +197,7 @@ func (f *chaosFleet) injectSemaphore(rng *rand.Rand, kind faultKind) (time.Durat
 	lostBefore := victim.lost.Load()
 	key := chaos.TermKey{Who: held.Who, Seq: held.Seq}
 	sink := f.sinks.Of(held.Lock)
-	switch kind {
-	case faultKill:
-		f.kill(victim, syscall.SIGKILL)
-	case faultTerm:
-		f.kill(victim, syscall.SIGTERM)
-	case faultStop:
-		f.timeline.Pause(victim.id)
-		if err := victim.proc.Signal(syscall.SIGSTOP); err != nil {
-			f.t.Fatal(err)
-		}
-	case faultPartition:
-		if err := victim.link.Cut(); err != nil {
-			f.t.Fatal(err)
-		}
-	}
+	f.strike(victim, kind)
 	// The slot is taken again; the victim's term, if it lasts, is no longer counted.
 	full := f.awaitHolders(semaphoreSize, faultAt, key)
 	what := ""
@@ -223,13 +208,7 @@ func (f *chaosFleet) injectSemaphore(rng *rand.Rand, kind faultKind) (time.Durat
 	case faultStop, faultPartition:
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
 		frozen := sink.Writes(key).Accepted
-		heal := func() error { return victim.proc.Signal(syscall.SIGCONT) }
-		if kind == faultPartition {
-			heal = victim.link.Heal
-		}
-		if err := heal(); err != nil {
-			f.t.Fatal(err)
-		}
+		f.heal(victim, kind)
 		f.awaitTermEnd(victim, held.Seq)
 		resumed := sink.Writes(key).Accepted - frozen
 		lost := f.awaitLostReport(victim, lostBefore)
@@ -242,15 +221,6 @@ func (f *chaosFleet) injectSemaphore(rng *rand.Rand, kind faultKind) (time.Durat
 		}
 	}
 	return time.Duration(full - faultAt), what
-}
-
-// awaitLostReport waits a moment for w to report a lost term beyond the count before: the work's
-// last line and the election's report of the loss come from two goroutines, in either order.
-func (f *chaosFleet) awaitLostReport(w *chaosWorker, before int32) bool {
-	for deadline := time.Now().Add(2 * time.Second); w.lost.Load() == before && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond) // polls the harness's own record of the worker's log
-	}
-	return w.lost.Load() > before
 }
 
 // resizeDownAndUp lowers the semaphore's size by one, checks that the removed slot's holder

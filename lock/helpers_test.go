@@ -62,7 +62,7 @@ type acquired struct {
 	err  error
 }
 
-func acquireAsync(ctx context.Context, l *Lease) <-chan acquired {
+func acquireAsync(ctx context.Context, l Lock) <-chan acquired {
 	ch := make(chan acquired, 1)
 	go func() {
 		term, err := l.Acquire(ctx)

@@ -60,16 +60,8 @@ func NewLease(client coordinationv1client.LeasesGetter, namespace, name string, 
 	if err := validateName("name", name, validation.IsDNS1123Subdomain); err != nil {
 		return nil, err
 	}
-	o := defaultOptions()
-	for _, opt := range opts {
-		if opt != nil {
-			opt.apply(&o)
-		}
-	}
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
-	if err := o.refuseOptionsOf(o.lifeOnly, "leader-for-life"); err != nil {
+	o, err := leaseOptions(opts)
+	if err != nil {
 		return nil, err
 	}
 	o.log = o.log.Named("lease").With(zapLock(namespace, name))

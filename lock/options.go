@@ -102,6 +102,24 @@ func defaultOptions() options {
 	}
 }
 
+// leaseOptions applies opts to the defaults for a lock stored in Leases (a Lease, a semaphore),
+// validates them, and refuses the options of the leader-for-life kinds.
+func leaseOptions(opts []Option) (options, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	if err := o.validate(); err != nil {
+		return options{}, err
+	}
+	if err := o.refuseOptionsOf(o.lifeOnly, "leader-for-life"); err != nil {
+		return options{}, err
+	}
+	return o, nil
+}
+
 func (o *options) validate() error {
 	if o.identity == "" {
 		return &ConfigError{Field: "Identity", Value: `""`, Reason: "must not be empty"}

@@ -100,16 +100,8 @@ func NewSemaphore(client coordinationv1client.LeasesGetter, namespace, name stri
 	if n < 1 || n > MaxSemaphoreSize {
 		return nil, &ConfigError{Field: "n", Value: n, Reason: fmt.Sprintf("must be between 1 and %d", MaxSemaphoreSize)}
 	}
-	o := defaultOptions()
-	for _, opt := range opts {
-		if opt != nil {
-			opt.apply(&o)
-		}
-	}
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
-	if err := o.refuseOptionsOf(o.lifeOnly, "leader-for-life"); err != nil {
+	o, err := leaseOptions(opts)
+	if err != nil {
 		return nil, err
 	}
 	o.log = o.log.Named("semaphore").With(zapLock(namespace, name))

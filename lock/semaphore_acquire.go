@@ -187,16 +187,12 @@ func (w *semaphoreWaiter) holders() string {
 	return strings.Join(names, ",")
 }
 
-// TryAcquire reads the size record (creating it if absent) and lists the slots once, then makes
-// one attempt on each slot below the size, as a Lease's TryAcquire does, until one succeeds. It
+// TryAcquire lists the semaphore's objects once, the size record with the slots (and creates the
+// size record if it is absent), then makes one attempt on each slot below the size, as a Lease's TryAcquire does, until one succeeds. It
 // returns the term, or a *HeldError naming the holders.
 func (s *Semaphore) TryAcquire(ctx context.Context) (*Term, error) {
 	if ctx == nil {
 		return nil, errNil("ctx")
-	}
-	size, err := s.ensureSize(ctx)
-	if err != nil {
-		return nil, err
 	}
 	list, err := bounded(ctx, s.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.LeaseList, error) {
 		return s.leases.List(ctx, s.watcher().listOptions())
@@ -207,6 +203,12 @@ func (s *Semaphore) TryAcquire(ctx context.Context) (*Term, error) {
 	byName := map[string]*coordinationv1.Lease{}
 	for i := range list.Items {
 		byName[list.Items[i].Name] = &list.Items[i]
+	}
+	var size int
+	if rec, ok := byName[s.name]; ok {
+		size = s.sizeFrom(rec)
+	} else if size, err = s.ensureSize(ctx); err != nil {
+		return nil, err
 	}
 	var holders []string
 	start := s.offset(size)

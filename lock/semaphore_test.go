@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -25,15 +26,6 @@ func newTestSemaphore(t *testing.T, env *kubefake.Env, identity string, n int, o
 		t.Fatalf("NewSemaphore: %v", err)
 	}
 	return s
-}
-
-func acquireSemAsync(ctx context.Context, s *Semaphore) <-chan acquired {
-	ch := make(chan acquired, 1)
-	go func() {
-		term, err := s.Acquire(ctx)
-		ch <- acquired{term, err}
-	}()
-	return ch
 }
 
 func getObject(t *testing.T, env *kubefake.Env, name string) *coordinationv1.Lease {
@@ -102,13 +94,13 @@ func TestSemaphoreLetsNHoldAndTheNextWaitWithoutRequests(t *testing.T) {
 
 	// c waits: one read of the size, one list and one watch, then nothing while both are held.
 	before, holding := len(env.Client.Actions()), env.Clock.Waiters()
-	res := acquireSemAsync(ctx, c)
+	res := acquireAsync(ctx, c)
 	env.Await(t, "c's expiry timers for both held slots", func() bool { return env.Clock.Waiters() == holding+2 })
 	var verbs []string
 	for _, act := range env.Client.Actions()[before:] {
 		verbs = append(verbs, act.GetVerb())
 	}
-	if want := []string{"get", "watch", "list"}; !equalStrings(verbs, want) {
+	if want := []string{"get", "watch", "list"}; !slices.Equal(verbs, want) {
 		t.Errorf("a waiter's requests = %v, want %v", verbs, want)
 	}
 
@@ -126,22 +118,10 @@ func TestSemaphoreLetsNHoldAndTheNextWaitWithoutRequests(t *testing.T) {
 	}
 }
 
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestSemaphoreTakesACrashedHoldersSlotAtExpiry(t *testing.T) {
 	env := kubefake.NewEnv(sizeObject(1), slotObject(0, rival, 3, kubefake.Epoch))
 	s := newTestSemaphore(t, env, me, 1)
-	res := acquireSemAsync(context.Background(), s)
+	res := acquireAsync(context.Background(), s)
 	env.Await(t, "the expiry timer", func() bool { return env.Clock.Waiters() == 1 })
 	env.Clock.Step(15*time.Second - time.Millisecond)
 	if h := holdersOf(t, env, 1); h[0] != rival {
@@ -163,7 +143,7 @@ func TestSemaphoreFollowsTheRecordedSize(t *testing.T) {
 	env := kubefake.NewEnv(sizeObject(1), slotObject(0, rival, 3, kubefake.Epoch))
 	s := newTestSemaphore(t, env, me, 3)
 	ctx, cancel := context.WithCancel(context.Background())
-	res := acquireSemAsync(ctx, s)
+	res := acquireAsync(ctx, s)
 	env.Await(t, "the expiry timer", func() bool { return env.Clock.Waiters() == 1 })
 	cancel()
 	got := kubefake.Receive(t, res, "the end of the wait")
@@ -190,7 +170,7 @@ func TestSemaphoreResize(t *testing.T) {
 		t.Fatal(err)
 	}
 	holding := env.Clock.Waiters() // each term's renewal and deadline timers
-	res := acquireSemAsync(ctx, c)
+	res := acquireAsync(ctx, c)
 	env.Await(t, "c's expiry timers for both held slots", func() bool { return env.Clock.Waiters() == holding+2 })
 
 	// Lowering the size to 1 ends the term of slot 1, whoever holds it; the slot is never taken
@@ -269,7 +249,7 @@ func TestSemaphoreObserve(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Observe(ctx, func(o Observation) { seen <- o }) }()
 	first := kubefake.Receive(t, seen, "the first observation")
-	if !equalStrings(first.Holders, []string{"", rival}) || first.Holder != rival {
+	if !slices.Equal(first.Holders, []string{"", rival}) || first.Holder != rival {
 		t.Errorf("first observation = %q %v, want %q [\"\" %s]", first.Holder, first.Holders, rival, rival)
 	}
 	term, err := s.TryAcquire(ctx)
@@ -278,7 +258,7 @@ func TestSemaphoreObserve(t *testing.T) {
 	}
 	defer releaseTerm(t, term)
 	next := kubefake.Receive(t, seen, "the next observation")
-	if !equalStrings(next.Holders, []string{me, rival}) || next.Holder != me+","+rival {
+	if !slices.Equal(next.Holders, []string{me, rival}) || next.Holder != me+","+rival {
 		t.Errorf("next observation = %q %v, want both slots held", next.Holder, next.Holders)
 	}
 	cancel()
@@ -323,7 +303,7 @@ func TestSemaphoreAcquireRetriesAFailedReadOfTheSize(t *testing.T) {
 	failed := 0
 	failLeases(env, "get", func() bool { failed++; return failed == 1 }, apierrors.NewServiceUnavailable("restarting"))
 	s := newTestSemaphore(t, env, me, 2)
-	res := acquireSemAsync(context.Background(), s)
+	res := acquireAsync(context.Background(), s)
 	env.Await(t, "the retry timer", func() bool { return env.Clock.Waiters() == 1 })
 	env.Clock.Step(time.Second)
 	got := kubefake.Receive(t, res, "acquisition")
@@ -344,7 +324,7 @@ func TestSemaphoreSlotDeletedWhileHeldBindsLikeItsRecord(t *testing.T) {
 	// until it would have expired before creating the slot again, as for a Lease lock.
 	env := kubefake.NewEnv(sizeObject(1), slotObject(0, rival, 3, kubefake.Epoch))
 	s := newTestSemaphore(t, env, me, 1)
-	res := acquireSemAsync(context.Background(), s)
+	res := acquireAsync(context.Background(), s)
 	env.Await(t, "the expiry timer", func() bool { return env.Clock.Waiters() == 1 })
 	armed := env.Clock.TimersCreated()
 	if err := env.Tracker.Delete(coordinationv1.SchemeGroupVersion.WithResource("leases"), testNS, semName+"-0"); err != nil {
