@@ -43,7 +43,8 @@ type Lease struct {
 
 	contention contention // how often this value lost races for the free Lease
 
-	labels map[string]string // set on the Lease when this value creates it (a semaphore's slots)
+	labels      map[string]string // set on the Lease when this value creates it (a semaphore's slots)
+	annotations map[string]string // set on the Lease when this value creates it (a membership Lease)
 }
 
 var _ Lock = (*Lease)(nil)
@@ -152,7 +153,7 @@ func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, rec leaseR
 	var written *coordinationv1.Lease
 	var err error
 	if cur == nil {
-		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: l.name, Namespace: l.namespace, Labels: l.labels}}
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: l.name, Namespace: l.namespace, Labels: l.labels, Annotations: l.annotations}}
 		rec.writeTo(lease)
 		written, err = l.leases.Create(ctx, lease, metav1.CreateOptions{})
 	} else {
