@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,11 @@ import (
 //	regent_acquire_wait_seconds       histogram: time from starting to wait until leading
 //	regent_renew_duration_seconds     histogram: latency of successful renewals
 //	regent_renew_failures_total       counter
+//
+// and a sharding's changes, labelled by lock (the sharding) and shard:
+//
+//	regent_shard_held                 gauge, 1 while this process runs the shard's work
+//	regent_shard_changes_total        counter, also by change: taken, moved, leaving, lost or failed
 type Metrics struct {
 	isLeader      *prometheus.GaugeVec
 	termsStarted  *prometheus.CounterVec
@@ -28,6 +34,8 @@ type Metrics struct {
 	acquireWait   *prometheus.HistogramVec
 	renewDuration *prometheus.HistogramVec
 	renewFailures *prometheus.CounterVec
+	shardHeld     *prometheus.GaugeVec
+	shardChanges  *prometheus.CounterVec
 }
 
 var _ leader.Recorder = (*Metrics)(nil)
@@ -50,11 +58,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		renewDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_renew_duration_seconds", Help: "Latency of successful renewals.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, label),
 		renewFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_renew_failures_total", Help: "Renewals that failed."}, label),
+		shardHeld:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_shard_held", Help: "1 while this process runs the shard's work."}, []string{"lock", "shard"}),
+		shardChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_shard_changes_total", Help: "Shards taken and given up by this process, by change."},
+			[]string{"lock", "shard", "change"}),
 	}
-	if err := register(reg, &m.isLeader); err != nil {
+	if err := register(reg, &m.isLeader, &m.shardHeld); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.termsStarted, &m.termsLost, &m.overruns, &m.renewFailures); err != nil {
+	if err := register(reg, &m.termsStarted, &m.termsLost, &m.overruns, &m.renewFailures, &m.shardChanges); err != nil {
 		return nil, err
 	}
 	if err := register(reg, &m.acquireWait, &m.renewDuration); err != nil {
@@ -109,4 +120,25 @@ func (m *Metrics) Renewed(r lock.Renewal) {
 		return
 	}
 	m.renewDuration.WithLabelValues(r.Lock).Observe(r.Latency.Seconds())
+}
+
+// ShardChanged records a change of the shards this process holds (lock.Sharding.Changes).
+func (m *Metrics) ShardChanged(sharding string, c lock.ShardChange) {
+	shard := strconv.Itoa(c.Shard)
+	if c.Held {
+		m.shardHeld.WithLabelValues(sharding, shard).Set(1)
+		m.shardChanges.WithLabelValues(sharding, shard, "taken").Inc()
+		return
+	}
+	m.shardHeld.WithLabelValues(sharding, shard).Set(0)
+	change := "failed"
+	switch {
+	case errors.Is(c.Cause, lock.ErrMoved):
+		change = "moved"
+	case errors.Is(c.Cause, lock.ErrLeaving):
+		change = "leaving"
+	case errors.Is(c.Cause, lock.ErrLost):
+		change = "lost"
+	}
+	m.shardChanges.WithLabelValues(sharding, shard, change).Inc()
 }

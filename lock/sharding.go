@@ -79,10 +79,11 @@ const (
 	MaxShards = 1000
 )
 
-// NewSharding returns the sharding namespace/name of k shards, 1 <= k <= MaxShards. It takes
+// NewSharding returns the sharding namespace/name of k shards (the shards parameter), 1 <= k <=
+// MaxShards. It takes
 // the Lease lock's options, which apply to the shards' Leases and the membership Lease alike.
 // Pass clientset.CoordinationV1() as client. Call Run to take part.
-func NewSharding(client coordinationv1client.LeasesGetter, namespace, name string, k int, opts ...Option) (*Sharding, error) {
+func NewSharding(client coordinationv1client.LeasesGetter, namespace, name string, shards int, opts ...Option) (*Sharding, error) {
 	if client == nil {
 		return nil, &ConfigError{Field: "client", Value: nil, Reason: "must not be nil"}
 	}
@@ -96,8 +97,9 @@ func NewSharding(client coordinationv1client.LeasesGetter, namespace, name strin
 	}); err != nil {
 		return nil, err
 	}
+	k := shards
 	if k < 1 || k > MaxShards {
-		return nil, &ConfigError{Field: "k", Value: k, Reason: fmt.Sprintf("must be between 1 and %d", MaxShards)}
+		return nil, &ConfigError{Field: "shards", Value: k, Reason: fmt.Sprintf("must be between 1 and %d", MaxShards)}
 	}
 	o, err := leaseOptions(opts)
 	if err != nil {

@@ -311,8 +311,8 @@ func TestShardingRefusesBadInput(t *testing.T) {
 		{"client", func() (*Sharding, error) { return NewSharding(nil, testNS, "x", 1) }},
 		{"namespace", func() (*Sharding, error) { return NewSharding(cs, "", "x", 1) }},
 		{"name", func() (*Sharding, error) { return NewSharding(cs, testNS, "Not_A_Name", 1) }},
-		{"k", func() (*Sharding, error) { return NewSharding(cs, testNS, "x", 0) }},
-		{"k", func() (*Sharding, error) { return NewSharding(cs, testNS, "x", MaxShards+1) }},
+		{"shards", func() (*Sharding, error) { return NewSharding(cs, testNS, "x", 0) }},
+		{"shards", func() (*Sharding, error) { return NewSharding(cs, testNS, "x", MaxShards+1) }},
 	} {
 		_, err := tc.make()
 		var ce *ConfigError
