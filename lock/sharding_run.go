@@ -88,7 +88,8 @@ type shardingRun struct {
 
 	member   *Term // this process's membership; nil while it is being taken again
 	rejoined chan rejoin
-	stopJoin context.CancelFunc
+	joining  bool               // a join is under way: its result is yet to arrive on rejoined
+	stopJoin context.CancelFunc // ends the join under way
 
 	listed  bool // the sharding's objects have been listed
 	shards  map[int]*leaseCandidate
@@ -141,6 +142,8 @@ func (r *shardingRun) loop(ctx context.Context, events <-chan observation[*coord
 			}
 		case 3:
 			j := recv.Interface().(rejoin)
+			r.joining = false
+			r.stopJoin()
 			if j.err != nil {
 				return j.err
 			}
@@ -162,7 +165,7 @@ func (r *shardingRun) loop(ctx context.Context, events <-chan observation[*coord
 // join takes the membership Lease again in the background.
 func (r *shardingRun) join(ctx context.Context) {
 	jctx, cancel := context.WithCancel(ctx)
-	r.stopJoin = cancel
+	r.stopJoin, r.joining = cancel, true
 	go func() {
 		term, err := r.s.member.Acquire(jctx)
 		if jctx.Err() != nil {
@@ -369,12 +372,10 @@ func (r *shardingRun) stopTimers() {
 // leave releases the membership, then stops every shard's work and waits until each shard has
 // been released.
 func (r *shardingRun) leave() {
-	if r.stopJoin != nil {
+	if r.joining {
 		r.stopJoin()
-		if r.member == nil {
-			if j := <-r.rejoined; j.term != nil {
-				r.member = j.term
-			}
+		if j := <-r.rejoined; j.term != nil {
+			r.member = j.term
 		}
 	}
 	if r.member != nil {

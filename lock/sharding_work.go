@@ -24,7 +24,7 @@ type shardExit struct {
 // work's context ends (moved, leaving, or the term lost) and the work has returned, it releases
 // the shard and reports on finished.
 func (r *shardingRun) start(i int, term *Term) {
-	wctx, cancel := context.WithCancelCause(term.Context())
+	wctx, cancel := context.WithCancelCause(context.WithValue(term.Context(), shardTermKey{}, term))
 	r.running[i] = &shardWork{term: term, cancel: cancel}
 	r.s.noteHeld(i, term.Token())
 	log := r.s.o.log.With(zap.Int("shard", i))
@@ -46,4 +46,16 @@ func (r *shardingRun) start(i int, term *Term) {
 		}
 		r.finished <- shardExit{shard: i, cause: cause, failure: failure}
 	}()
+}
+
+type shardTermKey struct{}
+
+// ShardTerm returns the term under which a shard's work runs, from the ctx that Sharding.Run
+// passes to the work: its Token fences the shard's writes, and its Lock names the shard's Lease.
+func ShardTerm(ctx context.Context) (*Term, bool) {
+	if ctx == nil {
+		return nil, false
+	}
+	t, ok := ctx.Value(shardTermKey{}).(*Term)
+	return t, ok
 }
