@@ -35,6 +35,13 @@ type KubernetesResult struct {
 	Leases       coordinationv1client.LeasesGetter
 }
 
+// DefaultQPS and DefaultBurst are the client's rate limit when the kubeconfig sets none: enough
+// for a member of a sharding to renew 100 Leases every 2 s (each renewal is one request).
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
+)
+
 // NewKubernetes builds the clients: from the kubeconfig file and context in Config, else from
 // KUBECONFIG, else in-cluster, else ~/.kube/config (client-go's clientcmd rules).
 func NewKubernetes(p KubernetesParams) (KubernetesResult, error) {
@@ -45,6 +52,11 @@ func NewKubernetes(p KubernetesParams) (KubernetesResult, error) {
 	cfg, err := cc.ClientConfig()
 	if err != nil {
 		return KubernetesResult{}, fmt.Errorf("kubernetes client configuration (--kubeconfig, --context or in-cluster): %w", err)
+	}
+	if cfg.QPS == 0 && cfg.Burst == 0 {
+		// client-go's defaults (5 a second, bursts of 10) cannot renew more than 10 Leases at the
+		// default RetryPeriod of 2 s: a semaphore's or a sharding's member may hold many.
+		cfg.QPS, cfg.Burst = DefaultQPS, DefaultBurst
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -147,6 +147,7 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 		Seq    int64  `json:"seq"`
 		Mono   int64  `json:"mono"`
 		Lock   string `json:"held"`
+		Many   bool   `json:"many"` // one of many terms the worker holds at once (a sharding's shards)
 		Leaked string `json:"leaked"`
 	}
 	switch l.Msg {
@@ -157,11 +158,19 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 	case "term-start":
 		w.following.Store(false)
 		if json.Unmarshal([]byte(l.Text), &fields) == nil {
-			f.timeline.Begin(fields.Lock, w.id, w.library, fields.Seq, fields.Mono)
+			if fields.Many {
+				f.timeline.BeginConcurrent(fields.Lock, w.id, w.library, fields.Seq, fields.Mono)
+			} else {
+				f.timeline.Begin(fields.Lock, w.id, w.library, fields.Seq, fields.Mono)
+			}
 		}
 	case "term-end":
 		if json.Unmarshal([]byte(l.Text), &fields) == nil {
-			f.timeline.End(w.id, fields.Mono, "returned")
+			if fields.Many {
+				f.timeline.EndLock(w.id, fields.Lock, fields.Mono, "returned")
+			} else {
+				f.timeline.End(w.id, fields.Mono, "returned")
+			}
 		}
 	case "cleared another holder's record":
 		var cleared struct {
@@ -171,7 +180,7 @@ func (f *chaosFleet) onLine(w *chaosWorker, l examplerun.Line) {
 		if json.Unmarshal([]byte(l.Text), &cleared) == nil {
 			f.noteClear(cleared.Holder, cleared.Mono)
 		}
-	case "leadership lost; cancelling the work":
+	case "leadership lost; cancelling the work", "shard lost":
 		w.lost.Add(1)
 	case "requests":
 		var n struct {

@@ -39,57 +39,87 @@ func (o Overlap) String() string {
 	return fmt.Sprintf("%v started %v before %v ended (%s)", o.Later, o.By, o.Earlier, o.Earlier.EndedBy)
 }
 
-// Timeline records every worker's terms. At most one term per worker is open at a time.
+// Timeline records every worker's terms. A worker has at most one open term per lock: one in
+// all for a Lease's or a semaphore's workers, one per shard for a sharding's.
 type Timeline struct {
 	mu    sync.Mutex
-	open  map[string]*Term
+	open  map[openKey]*Term
 	terms []*Term
 }
 
-// NewTimeline returns an empty timeline.
-func NewTimeline() *Timeline { return &Timeline{open: map[string]*Term{}} }
+type openKey struct{ who, lock string }
 
-// Begin opens a term of who on lock at the instant start. An open term of who is first closed
-// there.
+// NewTimeline returns an empty timeline.
+func NewTimeline() *Timeline { return &Timeline{open: map[openKey]*Term{}} }
+
+// Begin opens a term of who on lock at the instant start. An open term of who on lock is first
+// closed there; so is every open term of who when one has opened.
 func (tl *Timeline) Begin(lock, who, library string, seq, start int64) {
+	tl.begin(lock, who, library, seq, start, true)
+}
+
+// BeginConcurrent is Begin for a worker that holds many locks at once (a member of a sharding):
+// who's open terms of other locks stay open.
+func (tl *Timeline) BeginConcurrent(lock, who, library string, seq, start int64) {
+	tl.begin(lock, who, library, seq, start, false)
+}
+
+func (tl *Timeline) begin(lock, who, library string, seq, start int64, single bool) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	tl.closeLocked(who, start, "returned")
+	if single {
+		tl.closeLocked(who, "", start, "returned")
+	} else {
+		tl.closeLocked(who, lock, start, "returned")
+	}
 	t := &Term{Lock: lock, Who: who, Library: library, Seq: seq, Start: start}
-	tl.open[who] = t
+	tl.open[openKey{who, lock}] = t
 	tl.terms = append(tl.terms, t)
 }
 
-// End closes who's open term at the instant end; how says what ended it. Without an open term
-// it does nothing.
+// End closes every open term of who at the instant end; how says what ended them.
 func (tl *Timeline) End(who string, end int64, how string) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	tl.closeLocked(who, end, how)
+	tl.closeLocked(who, "", end, how)
 }
 
-func (tl *Timeline) closeLocked(who string, end int64, how string) {
-	if t := tl.open[who]; t != nil {
-		t.End, t.EndedBy = end, how
-		delete(tl.open, who)
+// EndLock closes who's open term of lock at the instant end.
+func (tl *Timeline) EndLock(who, lock string, end int64, how string) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.closeLocked(who, lock, end, how)
+}
+
+// closeLocked closes who's open term of lock, or all of who's open terms when lock is empty.
+func (tl *Timeline) closeLocked(who, lock string, end int64, how string) {
+	for k, t := range tl.open {
+		if k.who == who && (lock == "" || k.lock == lock) {
+			t.End, t.EndedBy = end, how
+			delete(tl.open, k)
+		}
 	}
 }
 
-// Pause marks who's open term as paused.
+// Pause marks who's open terms as paused.
 func (tl *Timeline) Pause(who string) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if t := tl.open[who]; t != nil {
-		t.Paused = true
+	for k, t := range tl.open {
+		if k.who == who {
+			t.Paused = true
+		}
 	}
 }
 
-// Open returns who's open term, if any.
+// Open returns an open term of who's, if any.
 func (tl *Timeline) Open(who string) (Term, bool) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if t := tl.open[who]; t != nil {
-		return *t, true
+	for k, t := range tl.open {
+		if k.who == who {
+			return *t, true
+		}
 	}
 	return Term{}, false
 }

@@ -44,6 +44,7 @@ func main() {
 	server := flag.String("server", "", "API server URL, replacing the kubeconfig's (the chaos suite's partition proxy)")
 	debug := flag.Bool("debug", false, "log at debug level: every observation and acquiring write of the lock")
 	semaphore := flag.Int("semaphore", 0, "hold a slot of the semaphore --lock-name of this size instead of leading the Lease (regent only)")
+	sharding := flag.Int("sharding", 0, "take part in the sharding --lock-name of this many shards instead of leading the Lease (regent only)")
 	flag.Parse()
 	timings := lock.Timings{LeaseDuration: *leaseDuration, RenewDeadline: *renewDeadline, RetryPeriod: *retryPeriod}
 
@@ -62,6 +63,9 @@ func main() {
 	if *server != "" {
 		restCfg.Host = *server
 	}
+	// A member of a sharding renews every shard it holds each RetryPeriod: 64 shards at 0.5 s are
+	// 130 requests a second, far above client-go's default limit of 5.
+	restCfg.QPS, restCfg.Burst = 1000, 2000
 	// Every request the worker makes is counted; SIGUSR1 logs the count ("requests"), so that
 	// the harness can tell what waiters ask of the API server.
 	var requests atomic.Int64
@@ -83,9 +87,12 @@ func main() {
 	client := kubernetes.NewForConfigOrDie(restCfg)
 	w := &writer{log: log, client: &http.Client{Timeout: time.Second}, sink: *sink, who: *identity, tick: *tick}
 	log.Info("campaigning", zap.String("library", *library))
-	if *library == "client-go" {
+	switch {
+	case *sharding > 0:
+		runSharding(ctx, log, client, *namespace, *lockName, *identity, timings, *sharding, w)
+	case *library == "client-go":
 		runClientGo(ctx, log, client, *namespace, *lockName, *identity, timings, w)
-	} else {
+	default:
 		runRegent(ctx, log, client, *namespace, *lockName, *identity, timings, *semaphore, w)
 	}
 	signal.Stop(usr1)
@@ -128,6 +135,25 @@ func runRegent(ctx context.Context, log *zap.Logger, client kubernetes.Interface
 	}
 }
 
+// runSharding takes part in the sharding name of k shards until ctx ends, writing to the sink
+// for every shard it holds (each shard fenced on its own).
+func runSharding(ctx context.Context, log *zap.Logger, client kubernetes.Interface, ns, name, id string, timings lock.Timings, k int, w *writer) {
+	s, err := lock.NewSharding(client.CoordinationV1(), ns, name, k, lock.WithIdentity(id), lock.WithLogger(log), lock.WithTimings(timings))
+	if err != nil {
+		log.Fatal("sharding", zap.Error(err))
+	}
+	w.many = true // the sharding logs "shard lost" for every shard it loses
+	err = s.Run(ctx, func(ctx context.Context, shard int) error {
+		term, _ := lock.ShardTerm(ctx)
+		w.loop(ctx, term.Lock(), term.Token().Seq)
+		return nil
+	})
+	if err != nil {
+		log.Error("worker stopped", zap.Error(err))
+		os.Exit(1)
+	}
+}
+
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
@@ -139,13 +165,16 @@ type writer struct {
 	sink   string
 	who    string
 	tick   time.Duration
+	many   bool // the worker holds many locks at once (a sharding's shards)
 }
 
 // loop writes to the sink while ctx lasts. held names what the term holds when the worker's terms
 // hold different locks (a semaphore's slots); the sink then fences each lock on its own.
 func (w *writer) loop(ctx context.Context, held string, seq int64) {
-	w.log.Info("term-start", zap.String("held", held), zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
-	defer func() { w.log.Info("term-end", zap.Int64("seq", seq), zap.Int64("mono", chaos.Now())) }()
+	w.log.Info("term-start", zap.String("held", held), zap.Bool("many", w.many), zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
+	defer func() {
+		w.log.Info("term-end", zap.String("held", held), zap.Bool("many", w.many), zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
+	}()
 	target := fmt.Sprintf("%s/write?seq=%d&who=%s", w.sink, seq, w.who)
 	if held != "" {
 		target += "&lock=" + url.QueryEscape(held)
