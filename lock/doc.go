@@ -142,6 +142,28 @@
 // the size record must not be created by hand (the watch needs the label). See
 // docs/semaphore-and-sharding.md.
 //
+// # Sharding
+//
+// Sharding spreads k shards of work over its live members. Each shard is a Lease lock of its own
+// (name-0 … name-(k-1)), taken, renewed and released by exactly the rules above, so each shard
+// has one holder at a time by the same argument, its tokens are ordered per shard, and a shard's
+// work stops before its Lease is released. Nothing else carries the safety of a shard: who
+// should hold which shard is decided by each member from what it observes, and a member that
+// decides wrongly (a stale view, a clock that runs fast) can only try to take a shard that is
+// free or expired by these rules, or give one up early.
+//
+// Membership is a Lease per member (name-member-HASH), renewed like any term; a member counts as
+// live for the others while its record keeps changing within its duration as they observe it,
+// the same local-observation rule as a waiter's expiry. One watch by the label
+// regent.dev/sharding=name follows members and shards. Each member's share is floor(k/n) or
+// ceil(k/n), ceil for the first k mod n members ranked by the shards they hold (counted up to
+// ceil(k/n)) and then by identity; the cap keeps a member's share still while shards move, so a
+// change of membership moves only the shards it needs. A member above its share cancels the work
+// of its highest-numbered excess shards with the cause ErrMoved and releases each once its work
+// has returned; a member below its share takes free or expired shards. A member that leaves
+// releases its membership first, then stops and releases each shard. See
+// docs/semaphore-and-sharding.md.
+//
 // # Leader for life
 //
 // ForLife locks (NewConfigMapForLife, NewLeaderLockForLife) are objects owned by the holder's Pod
