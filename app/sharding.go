@@ -3,8 +3,6 @@ package app
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -98,39 +96,15 @@ func RunSharded(p ShardedParams, work ShardWork) {
 		log = zap.NewNop()
 	}
 	log = log.Named("sharded")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	p.Lifecycle.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			if p.Metrics != nil {
-				changes := p.Sharding.Changes(ctx) // closed when ctx ends
-				go func() {
-					for c := range changes {
-						p.Metrics.ShardChanged(p.Sharding.String(), c)
-					}
-				}()
-			}
+	runForLife(p.Lifecycle, p.Shutdowner, log, "sharded workload", func(ctx context.Context) error {
+		if p.Metrics != nil {
+			changes := p.Sharding.Changes(ctx) // closed when ctx ends
 			go func() {
-				defer close(done)
-				err := p.Sharding.Run(ctx, work)
-				if ctx.Err() != nil {
-					return // stopping: OnStop asked for it
-				}
-				log.Error("sharded workload ended; shutting down", zap.Error(err))
-				if serr := p.Shutdowner.Shutdown(fx.ExitCode(1)); serr != nil && !errors.Is(serr, context.Canceled) {
-					log.Error("shutdown", zap.Error(serr))
+				for c := range changes {
+					p.Metrics.ShardChanged(p.Sharding.String(), c)
 				}
 			}()
-			return nil
-		},
-		OnStop: func(stopCtx context.Context) error {
-			cancel()
-			select {
-			case <-done:
-				return nil
-			case <-stopCtx.Done():
-				return fmt.Errorf("the sharded workload did not return before the stop timeout")
-			}
-		},
+		}
+		return p.Sharding.Run(ctx, work)
 	})
 }

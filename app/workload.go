@@ -1,9 +1,6 @@
 package app
 
 import (
-	"context"
-	"errors"
-
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -70,37 +67,5 @@ func RunGuarded(p WorkloadParams, work leader.Work, opts ...leader.RetryOption) 
 		log = zap.NewNop()
 	}
 	log = log.Named("workload")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	p.Lifecycle.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			go func() {
-				defer close(done)
-				err := leader.RetryOnLost(p.Election.AsLeader(work), opts...)(ctx)
-				if ctx.Err() != nil {
-					return // stopping: OnStop asked for it
-				}
-				code := 0
-				if err != nil {
-					code = 1
-					log.Error("guarded workload failed; shutting down", zap.Error(err))
-				} else {
-					log.Info("guarded workload finished; shutting down")
-				}
-				if serr := p.Shutdowner.Shutdown(fx.ExitCode(code)); serr != nil && !errors.Is(serr, context.Canceled) {
-					log.Error("shutdown", zap.Error(serr))
-				}
-			}()
-			return nil
-		},
-		OnStop: func(stopCtx context.Context) error {
-			cancel()
-			select {
-			case <-done:
-				return nil
-			case <-stopCtx.Done():
-				return errors.New("the guarded workload did not return before the stop timeout")
-			}
-		},
-	})
+	runForLife(p.Lifecycle, p.Shutdowner, log, "guarded workload", leader.RetryOnLost(p.Election.AsLeader(work), opts...))
 }

@@ -69,6 +69,15 @@ func NewLease(client coordinationv1client.LeasesGetter, namespace, name string, 
 	return &Lease{leases: client.Leases(namespace), namespace: namespace, name: name, o: o}, nil
 }
 
+// validateLabelledName checks the name of a family of Leases (a semaphore, a sharding): it is
+// also the value of the family's label, so at most 63 characters, which leaves its objects'
+// longer names well within a Lease name's 253.
+func validateLabelledName(name string) error {
+	return validateName("name", name, func(v string) []string {
+		return append(validation.IsDNS1123Subdomain(v), validation.IsValidLabelValue(v)...)
+	})
+}
+
 func validateName(field, value string, check func(string) []string) error {
 	if value == "" {
 		return &ConfigError{Field: field, Value: `""`, Reason: "must not be empty"}

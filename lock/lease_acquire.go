@@ -34,7 +34,7 @@ func (l *Lease) Acquire(ctx context.Context) (*Term, error) {
 		<-done
 	}()
 
-	c := &leaseCandidate{l: l, retry: newBackoff(l.o.clock, 100*time.Millisecond, l.o.timings.RetryPeriod)}
+	c := newLeaseCandidate(l)
 	defer c.stopTimers()
 	for {
 		select {
@@ -86,6 +86,18 @@ type leaseCandidate struct {
 	staggered bool
 
 	waitedForGone bool // the wait for a deleted record has been logged
+}
+
+func newLeaseCandidate(l *Lease) *leaseCandidate {
+	return &leaseCandidate{l: l, retry: newBackoff(l.o.clock, 100*time.Millisecond, l.o.timings.RetryPeriod)}
+}
+
+// timers passes each of the candidate's running timers to add, with what clears it once it has
+// fired: for a select over many candidates' timers (a semaphore's slots, a sharding's shards).
+func (c *leaseCandidate) timers(add func(ch <-chan time.Time, fired func())) {
+	add(c.expiryC(), func() { c.expiry = nil })
+	add(c.retryC(), func() { c.retrying = nil })
+	add(c.staggerC(), func() { c.stagger, c.staggered = nil, true })
 }
 
 type pendingWrite struct {

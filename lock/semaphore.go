@@ -90,11 +90,8 @@ func NewSemaphore(client coordinationv1client.LeasesGetter, namespace, name stri
 	if err := validateName("namespace", namespace, validation.IsDNS1123Label); err != nil {
 		return nil, err
 	}
-	// The name is also a label value, so at most 63 characters; its slots' names are longer by
-	// at most four, well within a Lease name's 253.
-	if err := validateName("name", name, func(v string) []string {
-		return append(validation.IsDNS1123Subdomain(v), validation.IsValidLabelValue(v)...)
-	}); err != nil {
+	// Its slots' names are longer by at most four.
+	if err := validateLabelledName(name); err != nil {
 		return nil, err
 	}
 	if n < 1 || n > MaxSemaphoreSize {

@@ -73,8 +73,7 @@ type semaphoreWaiter struct {
 func (w *semaphoreWaiter) candidate(i int) *leaseCandidate {
 	c, ok := w.slots[i]
 	if !ok {
-		l := w.s.slot(i)
-		c = &leaseCandidate{l: l, retry: newBackoff(l.o.clock, 100*time.Millisecond, l.o.timings.RetryPeriod)}
+		c = newLeaseCandidate(w.s.slot(i))
 		w.slots[i] = c
 	}
 	return c
@@ -162,9 +161,7 @@ func (w *semaphoreWaiter) selectCases(ctx context.Context, events <-chan observa
 		}
 	}
 	for _, c := range w.slots {
-		add(c.expiryC(), func() { c.expiry = nil })
-		add(c.retryC(), func() { c.retrying = nil })
-		add(c.staggerC(), func() { c.stagger, c.staggered = nil, true })
+		c.timers(add)
 	}
 	return cases, fired
 }

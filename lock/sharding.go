@@ -80,9 +80,8 @@ const (
 )
 
 // NewSharding returns the sharding namespace/name of k shards (the shards parameter), 1 <= k <=
-// MaxShards. It takes
-// the Lease lock's options, which apply to the shards' Leases and the membership Lease alike.
-// Pass clientset.CoordinationV1() as client. Call Run to take part.
+// MaxShards. It takes the Lease lock's options, which apply to the shards' Leases and the
+// membership Lease alike. Pass clientset.CoordinationV1() as client. Call Run to take part.
 func NewSharding(client coordinationv1client.LeasesGetter, namespace, name string, shards int, opts ...Option) (*Sharding, error) {
 	if client == nil {
 		return nil, &ConfigError{Field: "client", Value: nil, Reason: "must not be nil"}
@@ -90,11 +89,8 @@ func NewSharding(client coordinationv1client.LeasesGetter, namespace, name strin
 	if err := validateName("namespace", namespace, validation.IsDNS1123Label); err != nil {
 		return nil, err
 	}
-	// The name is also a label value, so at most 63 characters; the longest object name,
-	// name-member-HASH, is longer by 24, well within a Lease name's 253.
-	if err := validateName("name", name, func(v string) []string {
-		return append(validation.IsDNS1123Subdomain(v), validation.IsValidLabelValue(v)...)
-	}); err != nil {
+	// The longest object name, name-member-HASH, is longer by 24.
+	if err := validateLabelledName(name); err != nil {
 		return nil, err
 	}
 	k := shards
@@ -110,7 +106,7 @@ func NewSharding(client coordinationv1client.LeasesGetter, namespace, name strin
 		labels: map[string]string{ShardingLabel: name}, shards: map[int]*Lease{}, held: map[int]Token{}, warned: map[string]int{}}
 	mo := o
 	mo.log = o.log.Named("member")
-	s.member = &Lease{leases: s.leases, namespace: namespace, name: s.memberName(o.identity), o: mo, labels: s.labels,
+	s.member = &Lease{leases: s.leases, namespace: namespace, name: s.MemberName(o.identity), o: mo, labels: s.labels,
 		annotations: map[string]string{ShardsAnnotation: strconv.Itoa(k)}}
 	return s, nil
 }
@@ -131,9 +127,7 @@ func (s *Sharding) Timings() Timings { return s.o.timings }
 func (s *Sharding) ShardName(i int) string { return s.name + "-" + strconv.Itoa(i) }
 
 // MemberName is the name of the membership Lease of the member with this identity.
-func (s *Sharding) MemberName(identity string) string { return s.memberName(identity) }
-
-func (s *Sharding) memberName(identity string) string {
+func (s *Sharding) MemberName(identity string) string {
 	h := fnv.New64a()
 	h.Write([]byte(identity))
 	return fmt.Sprintf("%s-member-%016x", s.name, h.Sum64())

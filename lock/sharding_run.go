@@ -201,9 +201,7 @@ func (r *shardingRun) selectCases(ctx context.Context, events <-chan observation
 		add(r.expiry.C(), func() { r.expiry = nil })
 	}
 	for _, c := range r.shards {
-		add(c.expiryC(), func() { c.expiry = nil })
-		add(c.retryC(), func() { c.retrying = nil })
-		add(c.staggerC(), func() { c.stagger, c.staggered = nil, true })
+		c.timers(add)
 	}
 	return cases, fired
 }
@@ -212,8 +210,7 @@ func (r *shardingRun) selectCases(ctx context.Context, events <-chan observation
 func (r *shardingRun) candidate(i int) *leaseCandidate {
 	c, ok := r.shards[i]
 	if !ok {
-		l := r.s.shard(i)
-		c = &leaseCandidate{l: l, retry: newBackoff(l.o.clock, 100*time.Millisecond, l.o.timings.RetryPeriod)}
+		c = newLeaseCandidate(r.s.shard(i))
 		r.shards[i] = c
 	}
 	return c
