@@ -56,6 +56,10 @@ var clientGo = example{name: "clientgo-leader", deployment: "clientgo-leader", i
 var semaphoreWorker = example{name: "semaphore-worker", deployment: "semaphore-worker", image: "semaphore-worker:latest",
 	start: "holding a slot", end: "stopped working"}
 
+// shardedWorker is the sharding example: 8 shards over its three replicas.
+var shardedWorker = example{name: "sharded-worker", deployment: "sharded-worker", image: "sharded-worker:latest",
+	start: "running shard", end: "stopped shard"}
+
 // operator is the controller-runtime example, a module of its own; its leader reconciles.
 var operator = example{name: "configmap-operator", deployment: "configmap-operator", image: "configmap-operator:latest"}
 
@@ -71,6 +75,7 @@ func TestMain(m *testing.M) {
 		images = append(images, node.Image{Package: "./examples/" + ex.name, Dir: "../..", Tag: ex.image})
 	}
 	images = append(images, node.Image{Package: "./examples/" + semaphoreWorker.name, Dir: "../..", Tag: semaphoreWorker.image},
+		node.Image{Package: "./examples/" + shardedWorker.name, Dir: "../..", Tag: shardedWorker.image},
 		node.Image{Package: "./cmd/clientgoleader", Dir: "..", Tag: clientGo.image},
 		node.Image{Package: ".", Dir: "../../examples/configmap-operator", Tag: operator.image})
 	var err error
