@@ -65,14 +65,27 @@ type notifyingTimer struct {
 	signal *Signal
 }
 
+// Stop and Reset discard a value the timer fired and nobody received, as a time.Timer's do since
+// Go 1.23. The fake clock sends each firing while it holds its lock: a value left over in the
+// channel would make a later firing of the reset timer block Step, and with it every goroutine
+// that reads the clock.
 func (t *notifyingTimer) Stop() bool {
 	r := t.Timer.Stop()
+	t.drain()
 	t.signal.Notify()
 	return r
 }
 
 func (t *notifyingTimer) Reset(d time.Duration) bool {
+	t.drain()
 	r := t.Timer.Reset(d)
 	t.signal.Notify()
 	return r
+}
+
+func (t *notifyingTimer) drain() {
+	select {
+	case <-t.C():
+	default:
+	}
 }

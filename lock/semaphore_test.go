@@ -93,7 +93,10 @@ func TestSemaphoreLetsNHoldAndTheNextWaitWithoutRequests(t *testing.T) {
 	}
 
 	// c waits: one read of the size, one list and one watch, then nothing while both are held.
-	before, holding := len(env.Client.Actions()), env.Clock.Waiters()
+	// Each term runs a renewal and a deadline timer; a term's are armed just after Acquire returns.
+	const holding = 4
+	env.Await(t, "both terms' renewal and deadline timers", func() bool { return env.Clock.Waiters() == holding })
+	before := len(env.Client.Actions())
 	res := acquireAsync(ctx, c)
 	env.Await(t, "c's expiry timers for both held slots", func() bool { return env.Clock.Waiters() == holding+2 })
 	var verbs []string
@@ -169,7 +172,9 @@ func TestSemaphoreResize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holding := env.Clock.Waiters() // each term's renewal and deadline timers
+	// Each term runs a renewal and a deadline timer; a term's are armed just after Acquire returns.
+	const holding = 4
+	env.Await(t, "both terms' renewal and deadline timers", func() bool { return env.Clock.Waiters() == holding })
 	res := acquireAsync(ctx, c)
 	env.Await(t, "c's expiry timers for both held slots", func() bool { return env.Clock.Waiters() == holding+2 })
 

@@ -163,9 +163,10 @@ func TestShardingJoinMovesOnlyTheNecessaryShardsAndLeaveGivesThemBack(t *testing
 
 	bctx, stopB := context.WithCancel(ctx)
 	bDone := runAsync(bctx, b, ledger.work("b"))
-	env.Await(t, "a and b run 4 each", func() bool {
+	// A moved shard's work stops before its release, which Held then reflects.
+	env.Await(t, "a and b run 4 each, and a has released the others", func() bool {
 		c := ledger.counts()
-		return c["a"] == 4 && c["b"] == 4
+		return c["a"] == 4 && c["b"] == 4 && len(a.Held()) == 4
 	})
 	if n := ledger.startCount(); n != k+4 {
 		t.Fatalf("%d starts of work, want %d: only 4 shards should move", n, k+4)
@@ -276,7 +277,9 @@ func TestShardingRunsALostShardAgain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := runAsync(ctx, a, ledger.work("a"))
-	env.Await(t, "a runs both shards", func() bool { return ledger.counts()["a"] == 2 })
+	// The membership's and both shards' terms each run a renewal and a deadline timer, armed just
+	// after their work starts: the clock steps only once all six wait.
+	env.Await(t, "a runs both shards", func() bool { return ledger.counts()["a"] == 2 && env.Clock.Waiters() == 6 })
 	// Someone takes shard 0 by writing over it; a's next renewal finds it taken.
 	taken := getObject(t, env, shardingName+"-0").DeepCopy()
 	rec := recordOf(taken)
