@@ -26,12 +26,22 @@ func NewClock(signal *Signal, t time.Time) *Clock {
 	return &Clock{FakeClock: clocktesting.NewFakeClock(t), signal: signal}
 }
 
-// NewTimer returns a fake timer that notifies on Reset and Stop.
+// NewTimer returns a fake timer that notifies on Reset and Stop, and that fires at once when set
+// to a duration of zero or less.
 func (c *Clock) NewTimer(d time.Duration) clock.Timer {
 	t := c.FakeClock.NewTimer(d)
 	c.timers.Add(1)
+	c.fireIfDue(d)
 	c.signal.Notify()
-	return &notifyingTimer{Timer: t, signal: c.signal}
+	return &notifyingTimer{Timer: t, clock: c}
+}
+
+// fireIfDue fires a timer just set to d <= 0 at once, as time.Timer does; the fake clock's own
+// would wait for the next Step.
+func (c *Clock) fireIfDue(d time.Duration) {
+	if d <= 0 {
+		c.FakeClock.Step(0)
+	}
 }
 
 // After is the fake time.After.
@@ -62,7 +72,7 @@ func (c *Clock) SetTime(t time.Time) {
 
 type notifyingTimer struct {
 	clock.Timer
-	signal *Signal
+	clock *Clock
 }
 
 // Stop and Reset discard a value the timer fired and nobody received, as a time.Timer's do since
@@ -72,14 +82,15 @@ type notifyingTimer struct {
 func (t *notifyingTimer) Stop() bool {
 	r := t.Timer.Stop()
 	t.drain()
-	t.signal.Notify()
+	t.clock.signal.Notify()
 	return r
 }
 
 func (t *notifyingTimer) Reset(d time.Duration) bool {
 	t.drain()
 	r := t.Timer.Reset(d)
-	t.signal.Notify()
+	t.clock.fireIfDue(d)
+	t.clock.signal.Notify()
 	return r
 }
 
