@@ -48,6 +48,7 @@ type fleet struct {
 	started  chan term
 	cutters  []*cutter
 	requests atomic.Int64 // requests sent by all candidates
+	writes   atomic.Int64 // of which writes (anything but GET)
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
@@ -91,15 +92,28 @@ func (f *fleet) stepAside(ctx context.Context, n int) {
 
 func newFleet(tb testing.TB, lib library, n int, timings lock.Timings) *fleet {
 	tb.Helper()
+	return newFleetOf(tb, lib, n, timings, false)
+}
+
+// newFleetOf is newFleet whose candidates share one clientset, and so one connection and no
+// client-side rate limit, if shared; only the first candidate's cutter then cuts anything.
+func newFleetOf(tb testing.TB, lib library, n int, timings lock.Timings, shared bool) *fleet {
+	tb.Helper()
 	klog.SetLogger(logr.Discard()) // client-go's election logs would drown the figures
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fleet{lib: lib, ns: namespace(tb), name: "bench", timings: timings, started: make(chan term, n+10), cancel: cancel, newTerm: make(chan struct{})}
+	var client kubernetes.Interface
 	for i := range n {
 		c := &cutter{}
 		f.cutters = append(f.cutters, c)
-		cfg := rest.CopyConfig(cp.Config(controlplane.AdminUser))
-		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return c.wrap(counting(&f.requests, rt)) })
-		client := kubernetes.NewForConfigOrDie(cfg)
+		if client == nil || !shared {
+			cfg := rest.CopyConfig(cp.Config(controlplane.AdminUser))
+			cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return c.wrap(f.counting(rt)) })
+			if shared {
+				cfg.QPS = -1 // n candidates' requests through one client: no client-side limit
+			}
+			client = kubernetes.NewForConfigOrDie(cfg)
+		}
 		f.wg.Add(1)
 		switch lib {
 		case regentLib:
@@ -198,6 +212,17 @@ func (f *fleet) next(tb testing.TB) term {
 		tb.Fatalf("%s: no leader within two minutes", f.lib)
 		panic("unreachable")
 	}
+}
+
+// counting counts the fleet's requests and writes.
+func (f *fleet) counting(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		f.requests.Add(1)
+		if r.Method != http.MethodGet {
+			f.writes.Add(1)
+		}
+		return rt.RoundTrip(r)
+	})
 }
 
 func counting(n *atomic.Int64, rt http.RoundTripper) http.RoundTripper {

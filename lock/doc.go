@@ -25,10 +25,14 @@
 // Many waiters would all write on the same event. A Lease value that has lost such races waits
 // a short random delay before writing to a free or expired Lease, and drops the write when
 // another holder's record arrives first: the delay is below 2^(k-2) ms at level k >= 2, where k
-// rises by one for each race lost and falls by two for each race won (at most 128 ms). That
-// settles at about three writers per handover whatever the number of waiters; a few candidates
-// stay below level 2 and write at once. The delay only postpones acquisition and plays no part in the
-// safety argument below.
+// rises by one for each race lost and falls by two for each race won, and at most RetryPeriod
+// (the period at which client-go's electors poll). After the delay it reads the Lease, and a
+// Lease that has moved on since it was observed counts as a race lost and is not written: among
+// many waiters the watch brings the winner's record to the last of them late, a read sees it at
+// once. The levels settle where a few waiters write per handover (about 10 of 1,000 waiters in
+// one process, see docs/benchmarks.md); a few candidates stay below level 2 and write at once,
+// without the read. The delay and the read only postpone or drop an attempt to acquire, and play
+// no part in the safety argument below.
 //
 // The holder renews every RetryPeriod, each renewal brought forward to the start of a slot of
 // RetryPeriod/20 that all terms of the process share, so that a process holding many Leases

@@ -81,9 +81,11 @@ type leaseCandidate struct {
 	conflicted bool
 
 	// stagger fires when a contended write to the observed free or expired record may go out;
-	// staggered is set once it has (see contention). Both reset when the record changes.
+	// staggered is set once it has (see contention). checked is set once the Lease has been read
+	// after the stagger (see movedOn). All reset when the record changes.
 	stagger   clock.Timer
 	staggered bool
+	checked   bool
 
 	waitedForGone bool // the wait for a deleted record has been logged
 }
@@ -135,7 +137,7 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 	if !c.known || (c.lease != nil) != o.exists || !rec.equal(c.record) {
 		c.observedAt = c.l.o.clock.Now()
 		c.stopStagger()
-		c.staggered = false
+		c.staggered, c.checked = false, false
 	}
 	c.known = true
 	c.lease, c.record = nil, rec
@@ -210,8 +212,17 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 		}
 	}
 	if !c.staggered {
-		if d := l.contention.delay(); d > 0 {
+		if d := l.contention.delay(l.o.timings.RetryPeriod); d > 0 {
 			c.stagger = clk.NewTimer(d)
+			return nil, false, nil
+		}
+	}
+	if c.staggered && !c.checked {
+		c.checked = true
+		if l.movedOn(ctx, c.lease) {
+			// A race lost as surely as by a conflict, only cheaper: the watch brings what changed,
+			// and the decision is made again then.
+			l.contention.lost(l.o.timings.RetryPeriod)
 			return nil, false, nil
 		}
 	}
@@ -238,7 +249,7 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 			l.o.log.Info("write answered after the renew deadline, taking the lease again", zap.Duration("answeredAfter", late))
 			c.observe(observation[*coordinationv1.Lease]{obj: written, exists: true})
 			c.pending = &pendingWrite{record: recordOf(written), sent: sent}
-			c.staggered = true // no waiting for rivals: the record is this process's
+			c.staggered, c.checked = true, true // no waiting for rivals: the record is this process's
 			return nil, true, nil
 		}
 		return l.startTerm(written, sent), false, nil
@@ -246,7 +257,7 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 		// Another write came first: the watch brings it, and the decision is made again then.
 		c.retry.reset()
 		c.conflicted = true
-		l.contention.lost()
+		l.contention.lost(l.o.timings.RetryPeriod)
 		return nil, false, nil
 	case permanent(err) || (c.lease == nil && apierrors.IsNotFound(err)):
 		// NotFound on create: the namespace does not exist.
