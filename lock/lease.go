@@ -97,6 +97,14 @@ func (l *Lease) Identity() string { return l.o.identity }
 // Timings are the lock's validated timings.
 func (l *Lease) Timings() Timings { return l.o.timings }
 
+// atRiskAfter is when a term without a successful renewal becomes at risk (WithAtRiskAfter).
+func (l *Lease) atRiskAfter() time.Duration {
+	if l.o.atRisk > 0 {
+		return l.o.atRisk
+	}
+	return l.o.timings.RenewDeadline / 2
+}
+
 // TryAcquire takes the Lease if it is absent or free (empty holder) and returns a *HeldError
 // naming the holder otherwise. By default it cannot take an expired Lease: expiry is judged by
 // watching a record stay unchanged for its duration, which needs Acquire, and a try-lock whose

@@ -53,7 +53,8 @@ func (lt *leaseTerm) run() {
 	defer lt.wg.Done()
 	clk, tm := lt.l.o.clock, lt.l.o.timings
 	lastSent := lt.sentAt()
-	deadline := clk.NewTimer(tm.RenewDeadline - clk.Since(lastSent))
+	// deadline fires when the term becomes at risk, then at the renew deadline.
+	deadline := clk.NewTimer(lt.untilNextCheck(lastSent))
 	defer deadline.Stop()
 	tick := clk.NewTimer(lt.renewIn(lastSent))
 	defer tick.Stop()
@@ -67,8 +68,13 @@ func (lt *leaseTerm) run() {
 		case <-lt.term.Done():
 			return
 		case <-deadline.C():
-			if left := tm.RenewDeadline - clk.Since(lastSent); left > 0 {
-				deadline.Reset(left)
+			since := clk.Since(lastSent)
+			if since < tm.RenewDeadline {
+				if since >= lt.l.atRiskAfter() && lt.term.setAtRisk(true) {
+					lt.l.o.log.Warn("at risk: no renewal has succeeded lately", zap.Duration("sinceLastRenewal", since),
+						zap.Duration("lostIn", tm.RenewDeadline-since), zap.Error(lastErr))
+				}
+				deadline.Reset(lt.untilNextCheck(lastSent))
 				continue
 			}
 			lt.lose("no renewal succeeded within the renew deadline", lastErr)
@@ -113,7 +119,10 @@ func (lt *leaseTerm) run() {
 				lastErr = nil
 				lastSent = r.sent
 				lt.renewed(r.lease, r.sent)
-				deadline.Reset(tm.RenewDeadline - clk.Since(lastSent))
+				if lt.term.setAtRisk(false) {
+					lt.l.o.log.Info("healthy again: a renewal succeeded")
+				}
+				deadline.Reset(lt.untilNextCheck(lastSent))
 				if !superseded {
 					tick.Reset(lt.renewIn(lastSent))
 				}
@@ -234,6 +243,22 @@ func (lt *leaseTerm) sentAt() time.Time {
 
 func (lt *leaseTerm) exclusiveUntil() time.Time {
 	return lt.sentAt().Add(lt.l.o.timings.LeaseDuration)
+}
+
+func (lt *leaseTerm) deadline() (time.Time, bool) {
+	return lt.sentAt().Add(lt.l.o.timings.RenewDeadline), true
+}
+
+func (lt *leaseTerm) now() time.Time { return lt.l.o.clock.Now() }
+
+// untilNextCheck is how long the renew loop's deadline timer waits after a renewal sent at
+// lastSent: until the term would become at risk, if it is not yet, else until the deadline.
+func (lt *leaseTerm) untilNextCheck(lastSent time.Time) time.Duration {
+	since := lt.l.o.clock.Since(lastSent)
+	if !lt.term.isAtRisk() && since < lt.l.atRiskAfter() {
+		return lt.l.atRiskAfter() - since
+	}
+	return lt.l.o.timings.RenewDeadline - since
 }
 
 func (lt *leaseTerm) stop() { lt.wg.Wait() }

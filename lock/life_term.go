@@ -80,6 +80,11 @@ func (lt *lifeTerm[T]) stop() { lt.wg.Wait() }
 // moment, so no time can be given.
 func (lt *lifeTerm[T]) exclusiveUntil() time.Time { return time.Time{} }
 
+// deadline: a leader-for-life term is never renewed, so it has none.
+func (lt *lifeTerm[T]) deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (lt *lifeTerm[T]) now() time.Time { return lt.l.o.clock.Now() }
+
 // release deletes the lock object on condition of its uid, so that it never deletes a newer
 // holder's object; with WithKeepOnRelease it leaves the object for garbage collection.
 func (lt *lifeTerm[T]) release(ctx context.Context) error {

@@ -79,6 +79,8 @@ type options struct {
 	onRenew func(Renewal)
 	// maxSkew, when positive, lets TryAcquire judge a Lease's expiry by its renewTime.
 	maxSkew time.Duration
+	// atRisk is when a term without a successful renewal becomes at risk; zero: RenewDeadline/2.
+	atRisk time.Duration
 	// leaseOnly and lifeOnly name the options given that apply to one family of locks only; a
 	// lock of the other family refuses them rather than ignore them.
 	leaseOnly, lifeOnly []string
@@ -133,7 +135,14 @@ func (o *options) validate() error {
 	if o.maxSkew < 0 {
 		return &ConfigError{Field: "MaxClockSkew", Value: o.maxSkew, Reason: "must not be negative"}
 	}
-	return o.timings.Validate()
+	if err := o.timings.Validate(); err != nil {
+		return err
+	}
+	if o.atRisk < 0 || o.atRisk >= o.timings.RenewDeadline {
+		return &ConfigError{Field: "AtRiskAfter", Value: o.atRisk, Reason: fmt.Sprintf("must be between 0 (the default, half the renew deadline) and the renew deadline %v, exclusive%s",
+			o.timings.RenewDeadline, unitHint(o.atRisk))}
+	}
+	return nil
 }
 
 // refuseOptionsOf returns a ConfigError for the first option given that applies to the other
@@ -210,6 +219,14 @@ func WithUnsafeTakeoverFromNotReadyNodes() Option {
 // Lease.TryAcquire); Acquire never uses the bound. Leader-for-life locks refuse it.
 func WithMaxClockSkew(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.maxSkew = d; o.leaseOnly = append(o.leaseOnly, "MaxClockSkew") })
+}
+
+// WithAtRiskAfter sets when a held Lease's term becomes at risk (TermAtRisk, Term.State): once
+// no renewal has succeeded for d, measured from the last successful renewal's send time. The
+// default, and zero, is half the RenewDeadline; d must be below the RenewDeadline, at which the
+// term is lost. Leader-for-life locks refuse it: their terms never renew.
+func WithAtRiskAfter(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.atRisk = d; o.leaseOnly = append(o.leaseOnly, "AtRiskAfter") })
 }
 
 // Renewal is the outcome of one renewal of a held Lease.

@@ -23,8 +23,10 @@ type Term struct {
 	cancel context.CancelCauseFunc
 	lost   chan struct{}
 
-	mu  sync.Mutex
-	err error
+	mu      sync.Mutex
+	err     error
+	atRisk  bool          // see TermAtRisk
+	changed chan struct{} // closed at the next change of State; nil until State asks
 
 	releaseOnce sync.Once
 	releaseErr  error
@@ -39,6 +41,11 @@ type termBackend interface {
 	// exclusiveUntil is the first moment, on the lock's clock, at which another process may hold
 	// the lock; the zero time when the kind cannot say.
 	exclusiveUntil() time.Time
+	// deadline is the moment, on the lock's clock, at which the term ends unless renewed; ok is
+	// false for kinds that do not renew.
+	deadline() (deadline time.Time, ok bool)
+	// now is the lock's clock.
+	now() time.Time
 }
 
 func newTerm(lock, holder string, token Token) *Term {
@@ -119,6 +126,7 @@ func (t *Term) end(err error) bool {
 	if err != ErrReleased {
 		close(t.lost)
 	}
+	t.notifyLocked()
 	t.cancel(err)
 	return true
 }

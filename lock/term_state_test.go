@@ -1,0 +1,142 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/regent-k8s/regent/kubefake"
+)
+
+func TestTermIsAtRiskWhileRenewalsFailAndHealthyAgainAfterOne(t *testing.T) {
+	env := kubefake.NewEnv()
+	var failing atomic.Bool
+	failLeases(env, "update", failing.Load, apierrors.NewServiceUnavailable("etcd is down"))
+	l, term := holdLease(t, env)
+	defer releaseTerm(t, term)
+	state, changed := term.State()
+	if state != TermHealthy {
+		t.Fatalf("state after acquiring = %v, want healthy", state)
+	}
+	failing.Store(true)
+	for range 2 { // renewals at 2 and 4 s fail
+		n := countActions(env, "update")
+		env.Clock.Step(l.Timings().RetryPeriod)
+		env.Await(t, "a failed renewal", func() bool { return countActions(env, "update") > n })
+	}
+	if state, _ := term.State(); state != TermHealthy {
+		t.Fatalf("state 4 s after the last renewal = %v, want healthy until half the renew deadline (5 s)", state)
+	}
+	env.Clock.Step(time.Second) // 5 s after the last successful renewal was sent
+	kubefake.Receive(t, changed, "the state to change")
+	state, changed = term.State()
+	if state != TermAtRisk {
+		t.Fatalf("state 5 s after the last renewal = %v, want at-risk", state)
+	}
+	if err := term.Check(); err != nil {
+		t.Fatalf("Check of an at-risk term inside its deadline = %v, want nil", err)
+	}
+	failing.Store(false)
+	env.Clock.Step(time.Second) // the renewal due at 6 s succeeds
+	kubefake.Receive(t, changed, "the state to change back")
+	if state, _ := term.State(); state != TermHealthy {
+		t.Fatalf("state after a successful renewal = %v, want healthy", state)
+	}
+	if term.Err() != nil {
+		t.Fatalf("term ended: %v", term.Err())
+	}
+}
+
+func TestStateReportsTheEndOfATerm(t *testing.T) {
+	env := kubefake.NewEnv()
+	_, term := holdLease(t, env)
+	_, changed := term.State()
+	releaseTerm(t, term)
+	kubefake.Receive(t, changed, "the state to change at the release")
+	if state, ch := term.State(); state != TermEnded || ch != nil {
+		t.Fatalf("State after Release = %v, %v; want ended and no channel", state, ch)
+	}
+	if err := term.Check(); !errors.Is(err, ErrReleased) {
+		t.Fatalf("Check after Release = %v, want ErrReleased", err)
+	}
+}
+
+// pausedClock is the lock's clock seen by a process resumed after a pause: time has moved on,
+// but no timer has run yet.
+type pausedClock struct {
+	*kubefake.Clock
+	ahead atomic.Int64
+}
+
+func (c *pausedClock) Now() time.Time                  { return c.Clock.Now().Add(time.Duration(c.ahead.Load())) }
+func (c *pausedClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+func TestCheckEndsATermPastItsDeadlineBeforeItsTimersRun(t *testing.T) {
+	env := kubefake.NewEnv()
+	clk := &pausedClock{Clock: env.Clock}
+	l, term := holdLease(t, env, WithClock(clk))
+	if err := term.Check(); err != nil {
+		t.Fatalf("Check of a fresh term = %v, want nil", err)
+	}
+	if d, ok := term.Deadline(); !ok || !d.Equal(kubefake.Epoch.Add(l.Timings().RenewDeadline)) {
+		t.Fatalf("Deadline = %v, %v; want the acquisition's send time plus RenewDeadline", d, ok)
+	}
+	clk.ahead.Store(int64(l.Timings().RenewDeadline - time.Millisecond))
+	if err := term.Check(); err != nil {
+		t.Fatalf("Check 1 ms before the deadline = %v, want nil", err)
+	}
+	clk.ahead.Store(int64(l.Timings().RenewDeadline)) // resumed at the deadline; no timer has fired
+	err := term.Check()
+	var lost *LostError
+	if !errors.As(err, &lost) || !errors.Is(err, ErrLost) {
+		t.Fatalf("Check at the deadline = %v, want a *LostError", err)
+	}
+	if !closed(term.Done()) || !closed(term.Lost()) || !errors.Is(context.Cause(term.Context()), ErrLost) {
+		t.Fatalf("the term's Context is not done as lost when Check returns")
+	}
+	if state, _ := term.State(); state != TermEnded {
+		t.Fatalf("state = %v, want ended", state)
+	}
+	updates := countActions(env, "update")
+	releaseTerm(t, term)
+	if n := countActions(env, "update") - updates; n != 1 {
+		t.Errorf("%d updates after Check found the deadline passed, want only the release", n)
+	}
+}
+
+func TestAtRiskAfterIsValidated(t *testing.T) {
+	env := kubefake.NewEnv()
+	for _, d := range []time.Duration{-time.Second, DefaultTimings.RenewDeadline, 20 * time.Second} {
+		_, err := NewLease(env.Client.CoordinationV1(), testNS, testName, WithIdentity(me), WithAtRiskAfter(d))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != "AtRiskAfter" {
+			t.Errorf("WithAtRiskAfter(%v): %v, want a *ConfigError naming AtRiskAfter", d, err)
+		}
+	}
+	if _, err := NewLease(env.Client.CoordinationV1(), testNS, testName, WithIdentity(me), WithAtRiskAfter(3*time.Second)); err != nil {
+		t.Errorf("WithAtRiskAfter(3s): %v", err)
+	}
+}
+
+func TestAtRiskAfterMovesTheThreshold(t *testing.T) {
+	env := kubefake.NewEnv()
+	var failing atomic.Bool
+	failLeases(env, "update", failing.Load, apierrors.NewServiceUnavailable("etcd is down"))
+	l, term := holdLease(t, env, WithAtRiskAfter(3*time.Second))
+	defer releaseTerm(t, term)
+	defer failing.Store(false) // before the release
+	failing.Store(true)
+	n := countActions(env, "update")
+	env.Clock.Step(l.Timings().RetryPeriod) // the renewal at 2 s fails
+	env.Await(t, "a failed renewal", func() bool { return countActions(env, "update") > n })
+	_, changed := term.State()
+	env.Clock.Step(time.Second)
+	kubefake.Receive(t, changed, "the state to change at 3 s")
+	if state, _ := term.State(); state != TermAtRisk {
+		t.Fatalf("state 3 s after the last renewal = %v, want at-risk", state)
+	}
+}
