@@ -221,3 +221,21 @@ func TokenFrom(ctx context.Context) (lock.Token, bool) {
 	}
 	return lock.Token{}, false
 }
+
+// Check is Term.Check for the work: nil while this leadership's term still lasts at this
+// instant, else the reason it does not (the term found past its renew deadline is ended here,
+// so ctx is done when Check returns). Call it before each action that must not happen outside
+// the term; it makes no request. Outside a leadership's context it returns ErrNotLeading.
+func Check(ctx context.Context) error {
+	l, ok := FromContext(ctx)
+	if !ok {
+		return ErrNotLeading
+	}
+	if err := l.term.Check(); err != nil {
+		return err
+	}
+	return l.Err()
+}
+
+// ErrNotLeading is Check's answer outside a leadership's context.
+var ErrNotLeading = errors.New("not inside a leadership's context")

@@ -45,6 +45,7 @@ func main() {
 	debug := flag.Bool("debug", false, "log at debug level: every observation and acquiring write of the lock")
 	semaphore := flag.Int("semaphore", 0, "hold a slot of the semaphore --lock-name of this size instead of leading the Lease (regent only)")
 	sharding := flag.Int("sharding", 0, "take part in the sharding --lock-name of this many shards instead of leading the Lease (regent only)")
+	check := flag.Bool("check", false, "check the term (Term.Check) before each write (regent only)")
 	flag.Parse()
 	timings := lock.Timings{LeaseDuration: *leaseDuration, RenewDeadline: *renewDeadline, RetryPeriod: *retryPeriod}
 
@@ -85,7 +86,7 @@ func main() {
 		}
 	}()
 	client := kubernetes.NewForConfigOrDie(restCfg)
-	w := &writer{log: log, client: &http.Client{Timeout: time.Second}, sink: *sink, who: *identity, tick: *tick}
+	w := &writer{log: log, client: &http.Client{Timeout: time.Second}, sink: *sink, who: *identity, tick: *tick, check: *check}
 	log.Info("campaigning", zap.String("library", *library))
 	switch {
 	case *sharding > 0:
@@ -125,7 +126,7 @@ func runRegent(ctx context.Context, log *zap.Logger, client kubernetes.Interface
 		if size > 0 {
 			held = l.Term().Lock()
 		}
-		w.loop(ctx, held, l.Token().Seq)
+		w.loop(ctx, held, l.Token().Seq, func() error { return leader.Check(ctx) })
 		return nil
 	}
 	err = leader.RetryOnLost(e.AsLeader(work), leader.RetryBackoff(50*time.Millisecond, time.Second))(ctx)
@@ -145,7 +146,7 @@ func runSharding(ctx context.Context, log *zap.Logger, client kubernetes.Interfa
 	w.many = true // the sharding logs "shard lost" for every shard it loses
 	err = s.Run(ctx, func(ctx context.Context, shard int) error {
 		term, _ := lock.ShardTerm(ctx)
-		w.loop(ctx, term.Lock(), term.Token().Seq)
+		w.loop(ctx, term.Lock(), term.Token().Seq, term.Check)
 		return nil
 	})
 	if err != nil {
@@ -166,11 +167,13 @@ type writer struct {
 	who    string
 	tick   time.Duration
 	many   bool // the worker holds many locks at once (a sharding's shards)
+	check  bool // call the term's check before each write
 }
 
-// loop writes to the sink while ctx lasts. held names what the term holds when the worker's terms
-// hold different locks (a semaphore's slots); the sink then fences each lock on its own.
-func (w *writer) loop(ctx context.Context, held string, seq int64) {
+// loop writes to the sink while ctx lasts, and with --check only while check returns nil. held
+// names what the term holds when the worker's terms hold different locks (a semaphore's slots);
+// the sink then fences each lock on its own.
+func (w *writer) loop(ctx context.Context, held string, seq int64, check func() error) {
 	w.log.Info("term-start", zap.String("held", held), zap.Bool("many", w.many), zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
 	defer func() {
 		w.log.Info("term-end", zap.String("held", held), zap.Bool("many", w.many), zap.Int64("seq", seq), zap.Int64("mono", chaos.Now()))
@@ -186,6 +189,12 @@ func (w *writer) loop(ctx context.Context, held string, seq int64) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if w.check && check != nil {
+			if err := check(); err != nil {
+				w.log.Info("write-skipped", zap.Int64("seq", seq), zap.Error(err))
+				continue
+			}
 		}
 		resp, err := w.client.Post(target, "text/plain", nil)
 		if err != nil {
@@ -218,7 +227,7 @@ func runClientGo(ctx context.Context, log *zap.Logger, client kubernetes.Interfa
 					if l, err := client.CoordinationV1().Leases(ns).Get(lctx, name, metav1.GetOptions{}); err == nil && l.Spec.LeaseTransitions != nil {
 						seq = int64(*l.Spec.LeaseTransitions)
 					}
-					w.loop(lctx, "", seq)
+					w.loop(lctx, "", seq, nil) // client-go has no check
 				},
 				OnStoppedLeading: func() {
 					if ctx.Err() == nil {
