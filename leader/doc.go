@@ -22,7 +22,11 @@
 // overrun is judged for them.
 //
 // The work can pass its fencing token (TokenFrom) to the systems it writes to; they can then
-// refuse writes of an ended term, which protects even against a paused process.
+// refuse writes of an ended term, which protects even against a paused process. Work can also
+// call Check(ctx) before each action: it answers from the clock whether the term still lasts,
+// and ends a term found past its renew deadline at once, so that work resumed after a pause
+// does nothing more (see lock.Term.Check). Leadership.Term().State() tells when renewals have
+// been failing for a while (at risk), before the term is lost.
 //
 // Nothing here panics or exits the process; a panic in the work is returned as a *PanicError
 // after the lock was released.

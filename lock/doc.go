@@ -113,6 +113,21 @@
 // creator never knew of, the count may start lower, and a fencing store refuses the new leader
 // until it passes the old count: fencing errs on the side of refusing.
 //
+// # Jeopardy and Check
+//
+// Term.State says how a term stands: healthy; at risk (jeopardy) once no renewal has succeeded
+// for half the RenewDeadline (WithAtRiskAfter), so that work can pause actions that are hard to
+// undo; ended. It returns a channel closed at the next change. Term.Check answers, from the
+// clock and without a request, whether the term still lasts at this instant: a Lease term lasts
+// until its renew deadline, the last successful renewal's send time plus RenewDeadline, on the
+// monotonic clock. A process resumed after a pause runs its goroutines before its timers have
+// told the renew loop that the deadline passed; a term that Check finds past it is ended as lost
+// there and then. Work that checks before each action therefore does nothing after such a pause
+// (the chaos suite's paused leaders: 4 stale writes in 4 pauses without Check, none with it).
+// Ending a term early only shortens it, so Check weakens nothing in the argument above; and it
+// narrows the window of a paused process rather than closing it: an action that passed Check
+// just before the pause is still sent when the process resumes. Only a token closes that.
+//
 // # Release
 //
 // Release clears the holder, keeping the term's acquireTime and transition count, with a
