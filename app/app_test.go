@@ -457,3 +457,28 @@ func TestGuardedWorkloadUnderASemaphore(t *testing.T) {
 	}
 	app.RequireStop()
 }
+
+func TestMetricsFollowRenewalsAndJeopardy(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := float64(time.Now().Unix())
+	m.Acquired("l", lock.Token{}, time.Second)
+	if got := testutil.ToFloat64(m.lastRenewal.WithLabelValues("l")); got < before {
+		t.Errorf("last renewal after acquiring = %v, want the time of the acquisition (>= %v)", got, before)
+	}
+	m.StateChanged(lock.StateChange{Lock: "l", State: lock.TermAtRisk})
+	if got := testutil.ToFloat64(m.atRisk.WithLabelValues("l")); got != 1 {
+		t.Errorf("at risk = %v after the term became at risk, want 1", got)
+	}
+	m.StateChanged(lock.StateChange{Lock: "l", State: lock.TermHealthy})
+	if got := testutil.ToFloat64(m.atRisk.WithLabelValues("l")); got != 0 {
+		t.Errorf("at risk = %v after the term became healthy, want 0", got)
+	}
+	m.StateChanged(lock.StateChange{Lock: "l", State: lock.TermAtRisk})
+	m.Ended("l", lock.Token{}, true, time.Minute)
+	if got := testutil.ToFloat64(m.atRisk.WithLabelValues("l")); got != 0 {
+		t.Errorf("at risk = %v after the term ended, want 0", got)
+	}
+}

@@ -83,6 +83,9 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 				fn(r)
 			}
 		}))
+		if p.Metrics != nil {
+			opts = append(opts, lock.WithStateObserver(p.Metrics.StateChanged))
+		}
 	}
 	opts = append(opts, p.LockOpts...)
 	var (

@@ -21,6 +21,10 @@ import (
 //	regent_acquire_wait_seconds       histogram: time from starting to wait until leading
 //	regent_renew_duration_seconds     histogram: latency of successful renewals
 //	regent_renew_failures_total       counter
+//	regent_last_renewal_timestamp_seconds  gauge: Unix time of the last successful renewal (or
+//	                                  acquisition); alert on time() minus it while leading
+//	regent_at_risk                    gauge, 1 while a held term is at risk (no renewal has
+//	                                  succeeded for half the renew deadline; lock.TermAtRisk)
 //
 // and a sharding's changes, labelled by lock (the sharding) and shard:
 //
@@ -34,6 +38,8 @@ type Metrics struct {
 	acquireWait   *prometheus.HistogramVec
 	renewDuration *prometheus.HistogramVec
 	renewFailures *prometheus.CounterVec
+	lastRenewal   *prometheus.GaugeVec
+	atRisk        *prometheus.GaugeVec
 	shardHeld     *prometheus.GaugeVec
 	shardChanges  *prometheus.CounterVec
 }
@@ -58,11 +64,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		renewDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_renew_duration_seconds", Help: "Latency of successful renewals.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, label),
 		renewFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_renew_failures_total", Help: "Renewals that failed."}, label),
+		lastRenewal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_last_renewal_timestamp_seconds",
+			Help: "Unix time of the last successful renewal or acquisition of the lock by this process."}, label),
+		atRisk: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_at_risk",
+			Help: "1 while this process's term is at risk: no renewal has succeeded for a while, and the term is lost at the renew deadline unless one does."}, label),
 		shardHeld:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_shard_held", Help: "1 while this process runs the shard's work."}, []string{"lock", "shard"}),
 		shardChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_shard_changes_total", Help: "Shards taken and given up by this process, by change."},
 			[]string{"lock", "shard", "change"}),
 	}
-	if err := register(reg, &m.isLeader, &m.shardHeld); err != nil {
+	if err := register(reg, &m.isLeader, &m.shardHeld, &m.lastRenewal, &m.atRisk); err != nil {
 		return nil, err
 	}
 	if err := register(reg, &m.termsStarted, &m.termsLost, &m.overruns, &m.renewFailures, &m.shardChanges); err != nil {
@@ -98,6 +108,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, cs ...*C) error
 // Acquired implements leader.Recorder.
 func (m *Metrics) Acquired(l string, _ lock.Token, waited time.Duration) {
 	m.isLeader.WithLabelValues(l).Set(1)
+	m.lastRenewal.WithLabelValues(l).SetToCurrentTime()
 	m.termsStarted.WithLabelValues(l).Inc()
 	m.acquireWait.WithLabelValues(l).Observe(waited.Seconds())
 }
@@ -105,6 +116,7 @@ func (m *Metrics) Acquired(l string, _ lock.Token, waited time.Duration) {
 // Ended implements leader.Recorder.
 func (m *Metrics) Ended(l string, _ lock.Token, lost bool, _ time.Duration) {
 	m.isLeader.WithLabelValues(l).Set(0)
+	m.atRisk.WithLabelValues(l).Set(0)
 	if lost {
 		m.termsLost.WithLabelValues(l).Inc()
 	}
@@ -120,6 +132,17 @@ func (m *Metrics) Renewed(r lock.Renewal) {
 		return
 	}
 	m.renewDuration.WithLabelValues(r.Lock).Observe(r.Latency.Seconds())
+	m.lastRenewal.WithLabelValues(r.Lock).SetToCurrentTime()
+}
+
+// StateChanged records a held term becoming at risk or healthy again; pass it to
+// lock.WithStateObserver.
+func (m *Metrics) StateChanged(c lock.StateChange) {
+	v := 0.0
+	if c.State == lock.TermAtRisk {
+		v = 1
+	}
+	m.atRisk.WithLabelValues(c.Lock).Set(v)
 }
 
 // ShardChanged records a change of the shards this process holds (lock.Sharding.Changes).

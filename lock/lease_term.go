@@ -73,6 +73,7 @@ func (lt *leaseTerm) run() {
 				if since >= lt.l.atRiskAfter() && lt.term.setAtRisk(true) {
 					lt.l.o.log.Warn("at risk: no renewal has succeeded lately", zap.Duration("sinceLastRenewal", since),
 						zap.Duration("lostIn", tm.RenewDeadline-since), zap.Error(lastErr))
+					lt.stateChanged(TermAtRisk)
 				}
 				deadline.Reset(lt.untilNextCheck(lastSent))
 				continue
@@ -121,6 +122,7 @@ func (lt *leaseTerm) run() {
 				lt.renewed(r.lease, r.sent)
 				if lt.term.setAtRisk(false) {
 					lt.l.o.log.Info("healthy again: a renewal succeeded")
+					lt.stateChanged(TermHealthy)
 				}
 				deadline.Reset(lt.untilNextCheck(lastSent))
 				if !superseded {
@@ -250,6 +252,12 @@ func (lt *leaseTerm) deadline() (time.Time, bool) {
 }
 
 func (lt *leaseTerm) now() time.Time { return lt.l.o.clock.Now() }
+
+func (lt *leaseTerm) stateChanged(s TermState) {
+	if fn := lt.l.o.onState; fn != nil {
+		fn(StateChange{Lock: lt.l.String(), Token: lt.term.Token(), State: s})
+	}
+}
 
 // untilNextCheck is how long the renew loop's deadline timer waits after a renewal sent at
 // lastSent: until the term would become at risk, if it is not yet, else until the deadline.

@@ -77,6 +77,7 @@ type options struct {
 	log      *zap.Logger
 
 	onRenew func(Renewal)
+	onState func(StateChange)
 	// maxSkew, when positive, lets TryAcquire judge a Lease's expiry by its renewTime.
 	maxSkew time.Duration
 	// atRisk is when a term without a successful renewal becomes at risk; zero: RenewDeadline/2.
@@ -227,6 +228,23 @@ func WithMaxClockSkew(d time.Duration) Option {
 // term is lost. Leader-for-life locks refuse it: their terms never renew.
 func WithAtRiskAfter(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.atRisk = d; o.leaseOnly = append(o.leaseOnly, "AtRiskAfter") })
+}
+
+// StateChange is a held Lease's term becoming at risk, or healthy again (see Term.State).
+type StateChange struct {
+	// Lock names the lock (for a semaphore, the slot).
+	Lock string
+	// Token is the term's.
+	Token Token
+	// State is TermAtRisk or TermHealthy.
+	State TermState
+}
+
+// WithStateObserver calls fn, from the renewing goroutine, whenever a held Lease's term becomes
+// at risk or healthy again; it must return quickly. The end of a term is not reported here (see
+// Term.Done). Leader-for-life locks refuse it: their terms are never at risk.
+func WithStateObserver(fn func(StateChange)) Option {
+	return optionFunc(func(o *options) { o.onState = fn; o.leaseOnly = append(o.leaseOnly, "StateObserver") })
 }
 
 // Renewal is the outcome of one renewal of a held Lease.

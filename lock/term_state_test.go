@@ -3,6 +3,8 @@ package lock
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +18,16 @@ func TestTermIsAtRiskWhileRenewalsFailAndHealthyAgainAfterOne(t *testing.T) {
 	env := kubefake.NewEnv()
 	var failing atomic.Bool
 	failLeases(env, "update", failing.Load, apierrors.NewServiceUnavailable("etcd is down"))
-	l, term := holdLease(t, env)
+	var observed []TermState
+	var mu sync.Mutex
+	l, term := holdLease(t, env, WithStateObserver(func(c StateChange) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Lock == "lease default/lock" && c.Token.Seq == 1 {
+			observed = append(observed, c.State)
+		}
+		env.Notify() // wake the Await below: a call is not a timer or a write
+	}))
 	defer releaseTerm(t, term)
 	state, changed := term.State()
 	if state != TermHealthy {
@@ -48,6 +59,16 @@ func TestTermIsAtRiskWhileRenewalsFailAndHealthyAgainAfterOne(t *testing.T) {
 	}
 	if term.Err() != nil {
 		t.Fatalf("term ended: %v", term.Err())
+	}
+	env.Await(t, "the state observer to see both changes", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(observed) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(observed, []TermState{TermAtRisk, TermHealthy}) {
+		t.Errorf("the state observer saw %v, want [at-risk healthy]", observed)
 	}
 }
 
