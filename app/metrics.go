@@ -68,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Unix time of the last successful renewal or acquisition of the lock by this process."}, label),
 		atRisk: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_at_risk",
 			Help: "1 while this process's term is at risk: no renewal has succeeded for a while, and the term is lost at the renew deadline unless one does."}, label),
-		shardHeld:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_shard_held", Help: "1 while this process runs the shard's work."}, []string{"lock", "shard"}),
+		shardHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_shard_held", Help: "1 while this process runs the shard's work."}, []string{"lock", "shard"}),
 		shardChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_shard_changes_total", Help: "Shards taken and given up by this process, by change."},
 			[]string{"lock", "shard", "change"}),
 	}
