@@ -150,10 +150,10 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		f.strike(victim, kind)
 	case faultDelete, faultRecreate:
 		f.awaitFollowers(victim)
-		f.deleteLease(ctx, kind == faultRecreate)
+		f.deleteLease(ctx, chaosLease, kind == faultRecreate)
 	case faultClear:
 		f.awaitFollowers(victim)
-		f.clearLease(ctx)
+		f.clearLease(ctx, chaosLease)
 	}
 	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
 	var settle func() // before the fence is reset: the old holder's writes would set it again
@@ -273,14 +273,14 @@ func (f *chaosFleet) restart(ctx context.Context, rng *rand.Rand, kind faultKind
 
 // deleteLease deletes the fleet's Lease as kubectl delete would, and with recreate creates an
 // empty one at once, as kubectl apply of a bare manifest would.
-func (f *chaosFleet) deleteLease(ctx context.Context, recreate bool) {
+func (f *chaosFleet) deleteLease(ctx context.Context, name string, recreate bool) {
 	f.t.Helper()
 	leases := cp.Client(controlplane.AdminUser).CoordinationV1().Leases(f.ns)
-	if err := leases.Delete(ctx, chaosLease, metav1.DeleteOptions{}); err != nil {
+	if err := leases.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		f.t.Fatalf("delete the lease: %v", err)
 	}
 	if recreate {
-		if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: chaosLease}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			f.t.Fatalf("create the lease again: %v", err)
 		}
 	}
@@ -288,11 +288,11 @@ func (f *chaosFleet) deleteLease(ctx context.Context, recreate bool) {
 
 // clearLease replaces the leader's record with a free one in the form client-go's release writes:
 // empty holder, duration 1 s, acquireTime and renewTime now, the transition count kept.
-func (f *chaosFleet) clearLease(ctx context.Context) {
+func (f *chaosFleet) clearLease(ctx context.Context, name string) {
 	f.t.Helper()
 	leases := cp.Client(controlplane.AdminUser).CoordinationV1().Leases(f.ns)
 	for {
-		cur, err := leases.Get(ctx, chaosLease, metav1.GetOptions{})
+		cur, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			f.t.Fatalf("get the lease to clear it: %v", err)
 		}

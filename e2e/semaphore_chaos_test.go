@@ -16,7 +16,7 @@ import (
 )
 
 var (
-	semaphoreFaults = flag.Int("semaphore.faults", 8, "faults injected into the semaphore fleet")
+	semaphoreFaults = flag.Int("semaphore.faults", 9, "faults injected into the semaphore fleet")
 	semaphoreSeed   = flag.Uint64("semaphore.seed", 0, "seed of the semaphore fleet's fault plan (0: from the clock)")
 )
 
@@ -26,15 +26,16 @@ const (
 	faultResize         = faultKind("resize") // the semaphore resized to one slot fewer, then back
 )
 
-var semaphoreFaultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd, faultResize}
+var semaphoreFaultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd, faultResize, faultDelete, faultClear}
 
 // TestSemaphoreChaos runs 10 worker processes on a semaphore of 3 (3 s / 2 s / 0.5 s timings, as
 // the Lease chaos suite) and measures it at rest, then injects faults at random: a holder killed,
 // stopped gracefully, frozen past its lease or cut off from the API server past it; the API
-// server or etcd restarted; the semaphore resized to 2 and back to 3. It checks that no two terms
+// server or etcd restarted; the semaphore resized to 2 and back to 3; a held slot's Lease deleted,
+// or its record cleared, as with kubectl (every waiter having read it first). It checks that no two terms
 // of one slot overlap and that no more than 3 terms run at any instant (on one monotonic clock;
 // a frozen holder's term is judged by its slot's fencing sink instead, which must accept nothing
-// from it once it resumes); that frozen, cut-off and removed holders report their terms lost; that
+// from it once it resumes); that frozen, cut-off, removed, deleted and cleared holders report their terms lost; that
 // no removed slot is taken while the size is lowered; that the semaphore is full again within the
 // lease duration plus 1 s after a holder's fault; and that waiters make no requests at rest.
 func TestSemaphoreChaos(t *testing.T) {
@@ -191,13 +192,24 @@ func (f *chaosFleet) injectSemaphore(rng *rand.Rand, kind faultKind) (time.Durat
 	case faultResize:
 		return f.resizeDownAndUp(ctx)
 	}
+	if kind.foreignWrite() {
+		f.awaitFollowing() // a waiter that never read the slot cannot know its record binds
+	}
 	open := f.holders()
 	held := open[rng.IntN(len(open))]
 	victim := f.worker(held.Who)
 	lostBefore := victim.lost.Load()
 	key := chaos.TermKey{Who: held.Who, Seq: held.Seq}
 	sink := f.sinks.Of(held.Lock)
-	f.strike(victim, kind)
+	slot := strings.TrimPrefix(held.Lock, "lease "+f.ns+"/")
+	switch kind {
+	case faultDelete:
+		f.deleteLease(ctx, slot, false)
+	case faultClear:
+		f.clearLease(ctx, slot)
+	default:
+		f.strike(victim, kind)
+	}
 	// The slot is taken again; the victim's term, if it lasts, is no longer counted.
 	full := f.awaitHolders(semaphoreSize, faultAt, key)
 	what := ""
@@ -205,6 +217,14 @@ func (f *chaosFleet) injectSemaphore(rng *rand.Rand, kind faultKind) (time.Durat
 	case faultKill, faultTerm:
 		f.reap(victim)
 		f.spawn(victim.library) // a replacement, as a Deployment would start
+	case faultDelete, faultClear:
+		// The holder learns of it at its next renewal; whoever takes the slot waits until the
+		// record would have expired (the overlap check at the end judges that).
+		f.awaitTermEnd(victim, held.Seq)
+		if !f.awaitLostReport(victim, lostBefore) {
+			f.t.Errorf("%s: the holder %s of the %s slot %s did not report its term lost", f.name, victim.id, kind, slot)
+		}
+		what = fmt.Sprintf(" (victim %s on %s)", victim.id, slot)
 	case faultStop, faultPartition:
 		time.Sleep(time.Duration(faultAt) + fast.LeaseDuration + randomDuration(rng, 500*time.Millisecond, 2*time.Second) - time.Duration(chaos.Now()))
 		frozen := sink.Writes(key).Accepted
