@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regent-k8s/regent/e2e/controlplane"
 	"github.com/regent-k8s/regent/lock"
 )
 
@@ -19,10 +17,11 @@ const crowdSize = 1000
 // BenchmarkLeaseCrowd: one Lease and 1,000 candidates in this process, sharing one clientset,
 // regent beside client-go's leaderelection. First a rest window with a leader and 999 waiters:
 // requests per second from all candidates, and the API server's CPU. Then crowdWarmup handovers
-// whose writes are reported apart, then one graceful handover per iteration (the leader's work returns and it releases): the time until another
-// candidate's work starts, the writes the candidates send from the release until 500 ms after
-// that start (the release itself included; the new leader's first renewal comes a RetryPeriod
-// later), and the API server's CPU per handover beyond its rate at rest.
+// whose writes are reported apart, then one graceful handover per iteration (the leader's work
+// returns and it releases): the time until another candidate's work starts, the writes the
+// candidates send from the release until 500 ms after that start (the release itself included;
+// the new leader's first renewal comes a RetryPeriod later), and the API server's CPU per
+// handover beyond its rate at rest.
 func BenchmarkLeaseCrowd(b *testing.B) {
 	for _, lib := range libraries {
 		b.Run(fmt.Sprintf("candidates=%d/%s", crowdSize, lib), func(b *testing.B) {
@@ -93,11 +92,7 @@ func median(v []float64) float64 {
 
 // apiserverCPU is the API server's CPU time so far, in seconds (process_cpu_seconds_total).
 func apiserverCPU(b testing.TB) float64 {
-	raw, err := cp.Client(controlplane.AdminUser).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
+	for _, line := range apiserverMetrics(b) {
 		if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
 			cpu, err := strconv.ParseFloat(v, 64)
 			if err != nil {

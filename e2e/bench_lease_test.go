@@ -147,12 +147,8 @@ func BenchmarkLeaseRequestRate(b *testing.B) {
 
 // leaseRequests sums apiserver_request_total over the leases resource, from /metrics.
 func leaseRequests(b testing.TB) float64 {
-	raw, err := cp.Client(controlplane.AdminUser).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
 	var sum float64
-	for _, line := range strings.Split(string(raw), "\n") {
+	for _, line := range apiserverMetrics(b) {
 		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="leases"`) {
 			continue
 		}
@@ -161,6 +157,15 @@ func leaseRequests(b testing.TB) float64 {
 		}
 	}
 	return sum
+}
+
+// apiserverMetrics reads the API server's /metrics, a line each.
+func apiserverMetrics(b testing.TB) []string {
+	raw, err := cp.Client(controlplane.AdminUser).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.Split(string(raw), "\n")
 }
 
 // writePlot draws the two latency distributions (empirical CDFs on a log time axis) as an SVG in

@@ -31,13 +31,14 @@ var semaphoreFaultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPart
 // TestSemaphoreChaos runs 10 worker processes on a semaphore of 3 (3 s / 2 s / 0.5 s timings, as
 // the Lease chaos suite) and measures it at rest, then injects faults at random: a holder killed,
 // stopped gracefully, frozen past its lease or cut off from the API server past it; the API
-// server or etcd restarted; the semaphore resized to 2 and back to 3; a held slot's Lease deleted,
-// or its record cleared, as with kubectl (every waiter having read it first). It checks that no two terms
-// of one slot overlap and that no more than 3 terms run at any instant (on one monotonic clock;
-// a frozen holder's term is judged by its slot's fencing sink instead, which must accept nothing
-// from it once it resumes); that frozen, cut-off, removed, deleted and cleared holders report their terms lost; that
-// no removed slot is taken while the size is lowered; that the semaphore is full again within the
-// lease duration plus 1 s after a holder's fault; and that waiters make no requests at rest.
+// server or etcd restarted; the semaphore resized to 2 and back to 3; a held slot's Lease
+// deleted, or its record cleared, as with kubectl (every waiter having read it first). It checks
+// that no two terms of one slot overlap and that no more than 3 terms run at any instant (on one
+// monotonic clock; a frozen holder's term is judged by its slot's fencing sink instead, which must
+// accept nothing from it once it resumes); that frozen, cut-off, removed, deleted and cleared
+// holders report their terms lost; that no removed slot is taken while the size is lowered; that
+// the semaphore is full again within the lease duration plus 1 s after a holder's fault; and that
+// waiters make no requests at rest.
 func TestSemaphoreChaos(t *testing.T) {
 	seed := *semaphoreSeed
 	if seed == 0 {

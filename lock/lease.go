@@ -97,6 +97,13 @@ func (l *Lease) Identity() string { return l.o.identity }
 // Timings are the lock's validated timings.
 func (l *Lease) Timings() Timings { return l.o.timings }
 
+// get reads the Lease, within RenewDeadline.
+func (l *Lease) get(ctx context.Context) (*coordinationv1.Lease, error) {
+	return bounded(ctx, l.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.Lease, error) {
+		return l.leases.Get(ctx, l.name, metav1.GetOptions{})
+	})
+}
+
 // atRiskAfter is when a term without a successful renewal becomes at risk (WithAtRiskAfter).
 func (l *Lease) atRiskAfter() time.Duration {
 	if l.o.atRisk > 0 {
@@ -116,9 +123,7 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 	if ctx == nil {
 		return nil, errNil("ctx")
 	}
-	cur, err := bounded(ctx, l.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.Lease, error) {
-		return l.leases.Get(ctx, l.name, metav1.GetOptions{})
-	})
+	cur, err := l.get(ctx)
 	switch {
 	case apierrors.IsNotFound(err):
 		cur = nil
@@ -150,9 +155,7 @@ func (l *Lease) tryAcquireFrom(ctx context.Context, cur *coordinationv1.Lease) (
 		return l.startTerm(written, sent), nil
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
 		holder := ""
-		if now, gerr := bounded(ctx, l.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.Lease, error) {
-			return l.leases.Get(ctx, l.name, metav1.GetOptions{})
-		}); gerr == nil {
+		if now, gerr := l.get(ctx); gerr == nil {
 			holder = recordOf(now).holder
 		}
 		return nil, &HeldError{Lock: l.String(), Holder: holder}

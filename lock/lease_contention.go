@@ -8,7 +8,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // contention spaces out the compare-and-swaps of waiters that race for the same free or expired
@@ -27,9 +26,9 @@ import (
 // watch brings the winner's record to the last of them tens of milliseconds after it landed (the
 // API server sends it to each watcher in turn), and a read sees it at once. A waiter that finds
 // the Lease moved on drops its write, which could only conflict, counts the race as lost, and
-// waits for the watch to bring the change; it reads nothing else from the read, so the watch stays the only source of what the
-// candidate observes, in order. Candidates below level 2 never read: two or three candidates
-// hand over with no extra request.
+// waits for the watch to bring the change; it takes nothing else from the read, so the watch
+// stays the only source of what the candidate observes, in order. Candidates below level 2 never
+// read: two or three candidates hand over with no extra request.
 //
 // The window stops at RetryPeriod, the period at which client-go's electors poll: a crowd so
 // large that even that window sees more writers has them, and a value whose level is high when
@@ -87,9 +86,7 @@ func (c *contention) delay(widest time.Duration) time.Duration {
 // movedOn reads the Lease and reports whether it has changed since observed was observed (nil:
 // absent). A failed read reports false: the write that follows is a compare-and-swap either way.
 func (l *Lease) movedOn(ctx context.Context, observed *coordinationv1.Lease) bool {
-	cur, err := bounded(ctx, l.o.timings.RenewDeadline, func(ctx context.Context) (*coordinationv1.Lease, error) {
-		return l.leases.Get(ctx, l.name, metav1.GetOptions{})
-	})
+	cur, err := l.get(ctx)
 	switch {
 	case apierrors.IsNotFound(err):
 		return observed != nil
