@@ -168,8 +168,12 @@ func (l *Leadership) watchForOverrun() {
 	defer close(l.monitorDone)
 	select {
 	case <-l.released:
-		return
 	case <-l.term.Lost():
+	}
+	// Work that ends its own term (Check after a pause) returns and is released at once; the
+	// loss is reported all the same.
+	if l.lostErr() == nil {
+		return
 	}
 	l.e.o.log.Warn("leadership lost; cancelling the work", zap.Error(l.term.Err()))
 	until := l.term.ExclusiveUntil()

@@ -251,7 +251,11 @@ func (lt *leaseTerm) deadline() (time.Time, bool) {
 	return lt.sentAt().Add(lt.l.o.timings.RenewDeadline), true
 }
 
-func (lt *leaseTerm) now() time.Time { return lt.l.o.clock.Now() }
+func (lt *leaseTerm) checkDeadline() {
+	if d, _ := lt.deadline(); !lt.l.o.clock.Now().Before(d) {
+		lt.lose("the renew deadline had passed when the term was checked (was the process paused?)", nil)
+	}
+}
 
 func (lt *leaseTerm) stateChanged(s TermState) {
 	if fn := lt.l.o.onState; fn != nil {

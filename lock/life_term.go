@@ -83,7 +83,7 @@ func (lt *lifeTerm[T]) exclusiveUntil() time.Time { return time.Time{} }
 // deadline: a leader-for-life term is never renewed, so it has none.
 func (lt *lifeTerm[T]) deadline() (time.Time, bool) { return time.Time{}, false }
 
-func (lt *lifeTerm[T]) now() time.Time { return lt.l.o.clock.Now() }
+func (lt *lifeTerm[T]) checkDeadline() {}
 
 // release deletes the lock object on condition of its uid, so that it never deletes a newer
 // holder's object; with WithKeepOnRelease it leaves the object for garbage collection.

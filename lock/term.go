@@ -44,8 +44,9 @@ type termBackend interface {
 	// deadline is the moment, on the lock's clock, at which the term ends unless renewed; ok is
 	// false for kinds that do not renew.
 	deadline() (deadline time.Time, ok bool)
-	// now is the lock's clock.
-	now() time.Time
+	// checkDeadline ends the term as lost, as the kind's own loss does, if its deadline has
+	// passed by the lock's clock (see Term.Check).
+	checkDeadline()
 }
 
 func newTerm(lock, holder string, token Token) *Term {

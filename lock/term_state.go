@@ -100,9 +100,7 @@ func (t *Term) Check() error {
 	if err := t.Err(); err != nil {
 		return err
 	}
-	if d, ok := t.backend.deadline(); ok && !t.backend.now().Before(d) {
-		t.loseTerm("the renew deadline had passed when the term was checked (was the process paused?)", nil)
-	}
+	t.backend.checkDeadline()
 	return t.Err()
 }
 
