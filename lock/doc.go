@@ -123,7 +123,7 @@
 // monotonic clock. A process resumed after a pause runs its goroutines before its timers have
 // told the renew loop that the deadline passed; a term that Check finds past it is ended as lost
 // there and then. Work that checks before each action therefore does nothing after such a pause
-// (the chaos suite's paused leaders: 4 stale writes in 4 pauses without Check, none with it).
+// (the chaos suite's paused leaders, 4 pauses a run: 1 to 4 stale writes without Check, none with).
 // Ending a term early only shortens it, so Check weakens nothing in the argument above; and it
 // narrows the window of a paused process rather than closing it: an action that passed Check
 // just before the pause is still sent when the process resumes. Only a token closes that.
