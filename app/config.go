@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regent-k8s/regent/lock"
+	"github.com/regent-k8s/regent/podlabel"
 )
 
 // LockKind selects where the lock is stored.
@@ -49,6 +50,10 @@ type Config struct {
 	Identity string
 	// Timings of a Lease lock.
 	Timings lock.Timings
+	// LabelLeaderPod labels this process's Pod with leader.regent.dev/<LockName>: "true" while it
+	// leads, so that a Service can select the leader (package podlabel). It needs a Pod
+	// (POD_NAME), a lock with one holder (not a semaphore), and get, list and patch on pods.
+	LabelLeaderPod bool
 	// HealthAddr is where /healthz, /readyz and /metrics are served; empty disables the server.
 	// The default, :8082, stays clear of controller-runtime's metrics (:8080) and probes (:8081),
 	// so that an operator can serve both.
@@ -102,6 +107,7 @@ var (
 	flagLeaseDuration = flagSpec{"lease-duration", "REGENT_LEASE_DURATION", "how long followers wait before taking an unrenewed lease"}
 	flagRenewDeadline = flagSpec{"renew-deadline", "REGENT_RENEW_DEADLINE", "how long the leader keeps its term without a successful renewal"}
 	flagRetryPeriod   = flagSpec{"retry-period", "REGENT_RETRY_PERIOD", "how often the leader renews"}
+	flagLabelLeader   = flagSpec{"label-leader-pod", "REGENT_LABEL_LEADER_POD", "label this Pod leader.regent.dev/<lock-name>=true while it leads, for a Service that selects the leader"}
 	flagHealthAddr    = flagSpec{"health-addr", "REGENT_HEALTH_ADDR", "address of /healthz, /readyz and /metrics; empty disables"}
 )
 
@@ -164,6 +170,28 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	var labelFromEnv *FlagError
+	if v := os.Getenv(flagLabelLeader.env); v != "" {
+		if b, err := strconv.ParseBool(v); err == nil {
+			c.LabelLeaderPod = b
+		} else {
+			labelFromEnv = &FlagError{Flag: flagLabelLeader.name, Env: flagLabelLeader.env, Value: v, Reason: "not true or false"}
+			if c.envErr == nil {
+				c.envErr = labelFromEnv
+			}
+		}
+	}
+	fs.BoolFunc(flagLabelLeader.name, flagLabelLeader.usage+fmt.Sprintf(" (default %t)", c.LabelLeaderPod)+" ["+flagLabelLeader.env+"]", func(s string) error {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errors.New("not true or false")
+		}
+		c.LabelLeaderPod = b
+		if c.envErr == labelFromEnv {
+			c.envErr = nil // the flag overrides the environment
+		}
+		return nil
+	})
 	dur(&c.Timings.LeaseDuration, flagLeaseDuration)
 	dur(&c.Timings.RenewDeadline, flagRenewDeadline)
 	dur(&c.Timings.RetryPeriod, flagRetryPeriod)
@@ -215,6 +243,16 @@ func (c Config) Validate() error {
 	}
 	if errs := validation.IsDNS1123Subdomain(c.LockName); len(errs) > 0 {
 		return &FlagError{Flag: flagLockName.name, Env: flagLockName.env, Value: c.LockName, Reason: "not a valid object name: " + strings.Join(errs, "; ")}
+	}
+	if c.LabelLeaderPod {
+		if orKind(c.LockKind) == KindSemaphore {
+			return &FlagError{Flag: flagLabelLeader.name, Env: flagLabelLeader.env, Value: "true",
+				Reason: "applies to locks with one holder (lease, configmap, leaderlock); a semaphore's holders would clear each other's labels"}
+		}
+		if errs := validation.IsQualifiedName(podlabel.KeyFor(c.LockName)); len(errs) > 0 {
+			return &FlagError{Flag: flagLabelLeader.name, Env: flagLabelLeader.env, Value: "true",
+				Reason: fmt.Sprintf("the label key %q is not valid (a lock name of at most 63 characters is): %s", podlabel.KeyFor(c.LockName), strings.Join(errs, "; "))}
+		}
 	}
 	if c.Namespace != "" {
 		if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {

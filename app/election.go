@@ -12,6 +12,7 @@ import (
 	"github.com/regent-k8s/regent/contextinfo"
 	"github.com/regent-k8s/regent/leader"
 	"github.com/regent-k8s/regent/lock"
+	"github.com/regent-k8s/regent/podlabel"
 )
 
 // LeaderElection provides the lock (lock.Lock) chosen by Config.LockKind and LockName, and the
@@ -112,7 +113,19 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 	if err != nil {
 		return LeaderElectionResult{}, err
 	}
-	e, err := leader.New(l, append([]leader.Option{leader.WithLogger(log), leader.WithRecorder(recorders)}, p.Options...)...)
+	leaderOpts := []leader.Option{leader.WithLogger(log), leader.WithRecorder(recorders)}
+	if p.Config.LabelLeaderPod {
+		if p.Info.Pod == nil {
+			return LeaderElectionResult{}, &FlagError{Flag: flagLabelLeader.name, Env: flagLabelLeader.env, Value: "true",
+				Reason: "needs this process's Pod: set POD_NAME (and POD_NAMESPACE) from the downward API"}
+		}
+		label, err := podlabel.New(p.Client.CoreV1(), p.Info.Pod, p.Config.LockName, podlabel.WithLogger(log))
+		if err != nil {
+			return LeaderElectionResult{}, err
+		}
+		leaderOpts = append(leaderOpts, leader.WithMarker(label))
+	}
+	e, err := leader.New(l, append(leaderOpts, p.Options...)...)
 	if err != nil {
 		return LeaderElectionResult{}, err
 	}

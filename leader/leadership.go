@@ -24,6 +24,7 @@ type Leadership struct {
 	stopCancel  func() bool
 	released    chan struct{}
 	monitorDone chan struct{}
+	markDone    chan struct{}
 
 	once       sync.Once
 	releaseErr error
@@ -81,10 +82,12 @@ func (e *Election) Lead(ctx context.Context, opts ...LeadOption) (*Leadership, e
 		cancel:      cancel,
 		released:    make(chan struct{}),
 		monitorDone: make(chan struct{}),
+		markDone:    make(chan struct{}),
 	}
 	l.ctx = context.WithValue(lctx, leadershipKey{}, l)
 	l.stopCancel = context.AfterFunc(term.Context(), func() { cancel(context.Cause(term.Context())) })
 	go l.watchForOverrun()
+	l.startMarking()
 	return l, nil
 }
 
@@ -141,6 +144,7 @@ func (l *Leadership) Release(ctx context.Context) error {
 		<-l.monitorDone
 		l.stopCancel()
 		l.cancel(lock.ErrReleased)
+		l.unmark(ctx)
 		err := l.term.Release(ctx)
 		lost := l.lostErr() != nil
 		l.e.o.recorder.Ended(l.e.lock.String(), l.term.Token(), lost, l.e.o.clock.Since(l.start))

@@ -15,6 +15,7 @@ type options struct {
 	recorder       Recorder
 	releaseTimeout time.Duration
 	onOverrun      func(Overrun)
+	marker         Marker
 }
 
 // Option configures an Election.
