@@ -158,7 +158,10 @@ func TestNewRefusesWhatItCannotUse(t *testing.T) {
 			return err
 		}},
 		{"lock name too long for a label", "label key", func() error { _, err := New(cs.CoreV1(), pod("a", nil), long); return err }},
-		{"bad key", "label key", func() error { _, err := New(cs.CoreV1(), pod("a", nil), "lock", WithKey("no spaces allowed")); return err }},
+		{"bad key", "label key", func() error {
+			_, err := New(cs.CoreV1(), pod("a", nil), "lock", WithKey("no spaces allowed"))
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		var ce *lock.ConfigError
