@@ -2,7 +2,9 @@ package app
 
 import (
 	"cmp"
+	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -123,6 +125,15 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 		if err != nil {
 			return LeaderElectionResult{}, err
 		}
+		// This process does not lead yet (a restarted one waits out its predecessor's record like
+		// any candidate), so a label on its Pod is a previous container's, whose work is gone:
+		// clear it before campaigning, so that a Service does not route to a follower while the
+		// candidates wait out the crashed term.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := label.Unmark(ctx, nil); err != nil {
+			log.Warn("could not clear a previous container's leader label from this Pod", zap.Error(err))
+		}
+		cancel()
 		leaderOpts = append(leaderOpts, leader.WithMarker(label))
 	}
 	e, err := leader.New(l, append(leaderOpts, p.Options...)...)

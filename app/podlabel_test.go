@@ -47,6 +47,24 @@ func TestTheLeadersPodIsLabelledWhileItLeads(t *testing.T) {
 	}
 }
 
+func TestAPreviousContainersLabelIsClearedBeforeCampaigning(t *testing.T) {
+	cfg := testConfig()
+	cfg.LabelLeaderPod = true
+	key := podlabel.KeyFor(cfg.LockName)
+	self := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-0", Namespace: "default", UID: "u0", Labels: map[string]string{key: podlabel.Value, "app": "x"}}}
+	env := kubefake.NewEnv(self)
+	if _, err := NewLeaderElection(LeaderElectionParams{Config: cfg, Info: contextinfo.Info{Namespace: "default", PodName: "pod-0", Pod: self}, Client: env.Client}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := env.Client.CoreV1().Pods("default").Get(context.Background(), "pod-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.Labels[key]; ok || p.Labels["app"] != "x" {
+		t.Fatalf("labels %v after the election was built, want %s cleared and app kept", p.Labels, key)
+	}
+}
+
 func TestLabellingTheLeadersPodIsRefusedWhereItCannotWork(t *testing.T) {
 	cfg := testConfig()
 	cfg.LabelLeaderPod = true

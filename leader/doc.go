@@ -28,6 +28,10 @@
 // does nothing more (see lock.Term.Check). Leadership.Term().State() tells when renewals have
 // been failing for a while (at risk), before the term is lost.
 //
+// A Marker (WithMarker) makes the term visible outside the lock while it lasts: package podlabel
+// labels the leader's Pod so that a Service reaches the leader only. The mark is removed after
+// the work stopped and before the release.
+//
 // Nothing here panics or exits the process; a panic in the work is returned as a *PanicError
 // after the lock was released.
 package leader

@@ -137,7 +137,8 @@ func (l *Leadership) Token() lock.Token { return l.term.Token() }
 func (l *Leadership) Term() *lock.Term { return l.term }
 
 // Release ends the leadership and gives the lock up (conditionally, see lock.Term.Release). Call
-// it once the work has stopped. It is safe to call more than once.
+// it once the work has stopped. With a Marker (WithMarker), the mark is removed first, while the
+// lock is still held. It is safe to call more than once.
 func (l *Leadership) Release(ctx context.Context) error {
 	l.once.Do(func() {
 		close(l.released)

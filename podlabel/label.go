@@ -92,7 +92,8 @@ func (l *Label) Mark(ctx context.Context, term *lock.Term) error {
 	})
 }
 
-// Unmark removes the label from the Pod, retrying until it is done or ctx ends (leader.Marker).
+// Unmark removes the label from the Pod, retrying until it is done or ctx ends (leader.Marker);
+// term may be nil, e.g. to clear a label a previous container of the Pod left when it crashed.
 // A Pod that no longer exists, or was replaced by another of the same name, has no label of
 // this process to remove.
 func (l *Label) Unmark(ctx context.Context, _ *lock.Term) error {

@@ -2,6 +2,10 @@
 // "leading", then "still leading" every tick (5 s by default). On SIGTERM its work stops first,
 // and only then is the Lease released, so another replica takes over at once.
 //
+// With --label-leader-pod (as deploy/ runs it), the leader's Pod carries the label
+// leader.regent.dev/lease-leader-example=true while it leads, and deploy/service.yaml's Service
+// lease-leader-active reaches the leader alone.
+//
 // The work notes each tick, and /healthz fails while a leader's work has not ticked for three
 // ticks: a leader whose work hangs while its Lease renews is restarted by the liveness probe, and
 // another replica leads once the Lease expires. --hang-after makes the work hang on purpose
