@@ -140,19 +140,44 @@ func (l *Leadership) Term() *lock.Term { return l.term }
 // it once the work has stopped. With a Marker (WithMarker), the mark is removed first, while the
 // lock is still held. It is safe to call more than once.
 func (l *Leadership) Release(ctx context.Context) error {
+	return l.finish(ctx, "released", l.term.Release)
+}
+
+// HandOver ends the leadership, like Release, but passes the lock to the candidate whose
+// identity is to: it alone may take the lock at once, and others only if it has not within the
+// lock's RetryPeriod (see lock.Term.HandOver). Call it once the work has stopped. A lock that
+// cannot hand over (leader for life) is released instead, and the error matches
+// lock.ErrHandoverUnsupported. Release and HandOver end the leadership once: a later call of either returns the
+// first one's result.
+func (l *Leadership) HandOver(ctx context.Context, to string) error {
+	if to == "" || to == l.term.Holder() {
+		return &lock.ConfigError{Field: "to", Value: to, Reason: "must name another candidate's identity"}
+	}
+	return l.finish(ctx, "handed over", func(ctx context.Context) error {
+		err := l.term.HandOver(ctx, to)
+		if errors.Is(err, lock.ErrHandoverUnsupported) {
+			// The leadership ends all the same: give the lock up as Release would.
+			return errors.Join(err, l.term.Release(ctx))
+		}
+		return err
+	})
+}
+
+// finish ends the leadership with give, the term's Release or HandOver.
+func (l *Leadership) finish(ctx context.Context, done string, give func(context.Context) error) error {
 	l.once.Do(func() {
 		close(l.released)
 		<-l.monitorDone
 		l.stopCancel()
 		l.cancel(lock.ErrReleased)
 		l.unmark(ctx)
-		err := l.term.Release(ctx)
+		err := give(ctx)
 		lost := l.lostErr() != nil
 		l.e.o.recorder.Ended(l.e.lock.String(), l.term.Token(), lost, l.e.o.clock.Since(l.start))
 		if err != nil {
-			l.e.o.log.Warn("release failed; the lock frees itself when its record expires", zap.Error(err))
+			l.e.o.log.Warn(done+" failed; the lock frees itself when its record expires", zap.Error(err))
 		} else {
-			l.e.o.log.Info("released", zap.Stringer("token", l.term.Token()), zap.Bool("lost", lost))
+			l.e.o.log.Info(done, zap.Stringer("token", l.term.Token()), zap.Bool("lost", lost))
 		}
 		l.releaseErr = err
 	})

@@ -143,6 +143,24 @@
 // next Acquire, which did not follow the deletion, still waits a LeaseDuration (see Deletion and
 // re-creation). Other instances, even with the same identity, wait as usual.
 //
+// # Handover
+//
+// Term.HandOver is a release that names the next holder. The term's last write, a
+// compare-and-swap like Release's and only of a record that is still this term's, keeps the
+// record held (same holder and token), renews it now, sets its duration to RetryPeriod rounded
+// up to whole seconds, and annotates it with the successor's identity (HandoverToAnnotation)
+// and this term's token ID (HandoverOfAnnotation). The named candidate, seeing on its watch a
+// record handed to it whose annotated token is the record's own, takes it at once with an
+// ordinary acquiring write (a new transition, a greater token, the annotations dropped). Every
+// other candidate, and client-go's, sees a held record and waits its duration from observing it.
+//
+// Safety: the handover record is written only after the term ended and its work stopped (the
+// caller's duty, as for Release), so the named candidate's term begins after the old work
+// ended, exactly as after a release; to everyone else the record is a held one, and the
+// argument of "Why two holders never overlap" applies unchanged. Annotations left on a later
+// record bind nothing, because they name an earlier token; a kubectl user who forges both
+// annotations takes the risk an overwritten record carries.
+//
 // # Semaphore
 //
 // Semaphore lets up to its size of processes hold it at once. Each slot is a Lease lock of its

@@ -136,7 +136,7 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 // tryAcquireFrom is TryAcquire once the Lease has been read: cur, or nil when it is absent.
 func (l *Lease) tryAcquireFrom(ctx context.Context, cur *coordinationv1.Lease) (*Term, error) {
 	switch {
-	case cur != nil && recordOf(cur).holder != "" && !l.expiredByClocks(recordOf(cur)):
+	case cur != nil && recordOf(cur).holder != "" && !l.expiredByClocks(recordOf(cur)) && !handedTo(cur, l.o.identity):
 		l.saw(cur)
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
 	}
@@ -179,6 +179,7 @@ func (l *Lease) write(ctx context.Context, cur *coordinationv1.Lease, rec leaseR
 	} else {
 		lease := cur.DeepCopy()
 		rec.writeTo(lease)
+		dropHandover(lease)
 		written, err = l.leases.Update(ctx, lease, metav1.UpdateOptions{})
 	}
 	if err == nil && written.ResourceVersion == "" {

@@ -191,7 +191,11 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 		return nil, false, nil
 	}
 	c.stopExpiry()
-	if !ownWrite && c.lease != nil && c.record.holder != "" && !l.reclaimable(c.lease) {
+	handedToMe := !ownWrite && handedTo(c.lease, l.o.identity)
+	if handedToMe {
+		l.o.log.Info("the holder handed the lease over to this candidate, taking it", zap.String("holder", c.record.holder))
+	}
+	if !ownWrite && c.lease != nil && c.record.holder != "" && !l.reclaimable(c.lease) && !handedToMe {
 		expires := c.observedAt.Add(c.validFor())
 		if wait := expires.Sub(clk.Now()); wait > 0 {
 			c.expiry = clk.NewTimer(wait)
@@ -211,13 +215,13 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 			return nil, false, nil
 		}
 	}
-	if !c.staggered {
+	if !c.staggered && !handedToMe {
 		if d := l.contention.delay(l.o.timings.RetryPeriod); d > 0 {
 			c.stagger = clk.NewTimer(d)
 			return nil, false, nil
 		}
 	}
-	if c.staggered && !c.checked {
+	if c.staggered && !c.checked && !handedToMe {
 		c.checked = true
 		if l.movedOn(ctx, c.lease) {
 			// A race lost as surely as by a conflict, only cheaper: the watch brings what changed,

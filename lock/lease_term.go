@@ -296,20 +296,29 @@ func (lt *leaseTerm) release(ctx context.Context) error {
 
 // clear clears the record if it is still this term's; deleted reports a Lease found deleted.
 func (lt *leaseTerm) clear(ctx context.Context) (deleted bool, err error) {
+	return lt.lastWrite(ctx, "released", func(lease *coordinationv1.Lease, now time.Time) {
+		rec := recordOf(lease)
+		rec.holder, rec.durationSeconds, rec.renewTime = "", 1, now
+		rec.writeTo(lease)
+		dropHandover(lease)
+	})
+}
+
+// lastWrite makes the term's last write, edit applied to the Lease as this term last wrote it,
+// if the record is still this term's; deleted reports a Lease found deleted. It is bounded by
+// twice RenewDeadline, one for each of its requests.
+func (lt *leaseTerm) lastWrite(ctx context.Context, done string, edit func(lease *coordinationv1.Lease, now time.Time)) (deleted bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*lt.l.o.timings.RenewDeadline)
 	defer cancel()
 	base := lt.writtenLease()
 	for range 2 {
 		lease := base.DeepCopy()
-		rec := recordOf(lease)
-		now := microNow(lt.l.o.clock.Now())
-		rec.holder, rec.durationSeconds, rec.renewTime = "", 1, now
-		rec.writeTo(lease)
-		released, err := lt.l.leases.Update(ctx, lease, metav1.UpdateOptions{})
+		edit(lease, microNow(lt.l.o.clock.Now()))
+		written, err := lt.l.leases.Update(ctx, lease, metav1.UpdateOptions{})
 		switch {
 		case err == nil:
-			lt.l.saw(released)
-			lt.l.o.log.Info("released", zap.Int64("token", lt.term.token.Seq))
+			lt.l.saw(written)
+			lt.l.o.log.Info(done, zap.Int64("token", lt.term.token.Seq))
 			return false, nil
 		case apierrors.IsNotFound(err):
 			return true, nil
@@ -327,5 +336,5 @@ func (lt *leaseTerm) clear(ctx context.Context) (deleted bool, err error) {
 		}
 		base = cur
 	}
-	return false, &APIError{Lock: lt.l.String(), Op: "update", Err: fmt.Errorf("the lease kept changing while being released")}
+	return false, &APIError{Lock: lt.l.String(), Op: "update", Err: fmt.Errorf("the lease kept changing while being written a last time")}
 }
