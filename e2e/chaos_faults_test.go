@@ -192,9 +192,12 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		if kind == faultStop {
 			res.resumed = f.sink.Writes(before).Accepted - frozen
 		}
+		// The work's last line and the election's report of the loss come from two goroutines,
+		// in either order: a resumed worker whose work ends its term with Check returns at once.
+		res.lost = f.awaitLostReport(victim, lostBefore)
 	}
 	res.stale = f.sink.Writes(before).Rejected
-	res.lost = victim.lost.Load() > lostBefore
+	res.lost = res.lost || victim.lost.Load() > lostBefore
 	return res
 }
 
