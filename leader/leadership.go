@@ -147,8 +147,8 @@ func (l *Leadership) Release(ctx context.Context) error {
 // identity is to: it alone may take the lock at once, and others only if it has not within the
 // lock's RetryPeriod (see lock.Term.HandOver). Call it once the work has stopped. A lock that
 // cannot hand over (leader for life) is released instead, and the error matches
-// lock.ErrHandoverUnsupported. Release and HandOver end the leadership once: a later call of either returns the
-// first one's result.
+// lock.ErrHandoverUnsupported. Release and HandOver end the leadership once: a later call of
+// either returns the first one's result.
 func (l *Leadership) HandOver(ctx context.Context, to string) error {
 	if to == "" || to == l.term.Holder() {
 		return &lock.ConfigError{Field: "to", Value: to, Reason: "must name another candidate's identity"}

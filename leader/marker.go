@@ -13,9 +13,10 @@ import (
 // leader's Pod that a Service selects (package podlabel), so that traffic reaches the leader only.
 //
 // Mark is called in a goroutine of its own when a term begins, with a context that ends when the
-// term's does (lost, or released); it should retry until it succeeds or that context ends. Unmark
-// is called once Mark has returned and the work has stopped, before the lock is released, with
-// the release's context: while the term's record still names this holder, no other candidate can
+// term's does (lost, or released); it should retry until it succeeds or that context ends.
+// Unmark is called once Mark has returned and the work has stopped, before the lock is
+// released, with the release's context bounded to half its time (and to half the election's
+// release timeout): while the term's record still names this holder, no other candidate can
 // have marked itself yet. A Marker's failures are logged; they never end a term or fail a
 // release, since the lock, not the mark, is what keeps one copy of the work running.
 type Marker interface {

@@ -69,10 +69,10 @@ var _ handOverer = (*leaseTerm)(nil)
 // handOver writes the handover record if the record is still this term's. Like release, a record
 // that could not be written, or a Lease found deleted, makes the term abandoned.
 func (lt *leaseTerm) handOver(ctx context.Context, to string) error {
-	bound := int32(math.Ceil(lt.l.o.timings.RetryPeriod.Seconds()))
+	bound := int32(math.Ceil(lt.l.o.timings.RetryPeriod.Seconds())) // at least 1: RetryPeriod > 0
 	deleted, err := lt.lastWrite(ctx, "handed over", func(lease *coordinationv1.Lease, now time.Time) {
 		rec := recordOf(lease)
-		rec.durationSeconds, rec.renewTime = max(bound, 1), now
+		rec.durationSeconds, rec.renewTime = bound, now
 		rec.writeTo(lease)
 		if lease.Annotations == nil {
 			lease.Annotations = map[string]string{}

@@ -81,15 +81,17 @@ func (l *Label) Key() string { return l.key }
 // Mark labels the Pod, then clears the label from other Pods, retrying until both are done or
 // ctx ends (leader.Marker).
 func (l *Label) Mark(ctx context.Context, term *lock.Term) error {
-	return l.retry(ctx, "label the leader's Pod", func() error {
-		if err := l.patch(ctx, l.pod, l.uid, "", Value); err != nil {
-			if replaced(err) {
-				return &permanentError{fmt.Errorf("the Pod %s was replaced by another of the same name: %w", l.pod, err)}
-			}
-			return err
+	err := l.retry(ctx, "label the leader's Pod", func() error {
+		err := l.patch(ctx, l.pod, l.uid, "", Value)
+		if replaced(err) {
+			return &permanentError{fmt.Errorf("the Pod %s was replaced by another of the same name: %w", l.pod, err)}
 		}
-		return l.clearOthers(ctx, term)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	return l.retry(ctx, "clear a previous leader's label", func() error { return l.clearOthers(ctx, term) })
 }
 
 // Unmark removes the label from the Pod, retrying until it is done or ctx ends (leader.Marker);
