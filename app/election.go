@@ -89,6 +89,11 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 		if p.Metrics != nil {
 			opts = append(opts, lock.WithStateObserver(p.Metrics.StateChanged))
 		}
+		if kind == KindLease && p.Info.PodName != "" && p.Info.PodName != identity {
+			// A handover may name this candidate by its Pod, which an operator knows where
+			// the identity carries a random suffix.
+			opts = append(opts, lock.WithHandoverAliases(p.Info.PodName))
+		}
 	}
 	opts = append(opts, p.LockOpts...)
 	var (

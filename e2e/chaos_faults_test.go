@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,9 +17,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/regent-k8s/regent/e2e/chaos"
 	"github.com/regent-k8s/regent/e2e/controlplane"
+	"github.com/regent-k8s/regent/lock"
 )
 
 // faultKind is one kind of fault the chaos suite injects.
@@ -34,9 +39,12 @@ const (
 	// faultClear: the leader's record replaced by a free one, as client-go's release writes over
 	// whatever record it reads after its own leader lost the Lease, or as an operator's edit would.
 	faultClear faultKind = "clear"
+	// faultHandover: an operator's handover request (kubectl annotate lease chaos
+	// regent.dev/handover-to=<another worker>); client-go leaders ignore it.
+	faultHandover faultKind = "handover"
 )
 
-var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd, faultDelete, faultRecreate, faultClear}
+var faultKinds = []faultKind{faultKill, faultTerm, faultStop, faultPartition, faultAPIServer, faultEtcd, faultDelete, faultRecreate, faultClear, faultHandover}
 
 // foreignWrite reports whether a fault of kind k ends the leader's record without the leader:
 // the record is deleted, or cleared by someone else.
@@ -61,8 +69,12 @@ type faultResult struct {
 	// fenced names the library of a new term whose every write the sink refused after a deletion
 	// (its token restarted below the old one); the sink's fence was then reset to go on.
 	fenced string
-	// kept is set when the leader whose Lease was deleted created it again and kept its term.
+	// kept is set when the leader whose Lease was deleted created it again and kept its term,
+	// or when a leader ignored a handover request (client-go's do).
 	kept bool
+	// named is the worker a handover request named, and namedLib its library; next is the
+	// worker that led after the fault.
+	named, namedLib, next string
 }
 
 func (r faultResult) String() string {
@@ -79,7 +91,12 @@ func (r faultResult) String() string {
 	if r.fenced != "" {
 		s += fmt.Sprintf(", the next term (%s) was fenced out", r.fenced)
 	}
-	if r.kept {
+	if r.kind == faultHandover {
+		s += fmt.Sprintf(" named %s, next leader %s", r.named, r.next)
+	}
+	if r.kept && r.kind == faultHandover {
+		s += ", the leader ignored the request"
+	} else if r.kept {
 		s += ", the leader created the Lease again and kept its term"
 	}
 	return s
@@ -154,6 +171,11 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	case faultClear:
 		f.awaitFollowers(victim)
 		f.clearLease(ctx, chaosLease)
+	case faultHandover:
+		f.awaitFollowers(victim)
+		named := f.another(rng, victim)
+		res.named, res.namedLib = named.id, named.library
+		f.requestHandover(ctx, chaosLease, named.id)
 	}
 	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
 	var settle func() // before the fence is reset: the old holder's writes would set it again
@@ -164,7 +186,8 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 	// next renewal and goes on in the same term, unaware: there is then no new leader to wait for.
 	keptTerm := func() bool {
 		term, open := f.timeline.Open(victim.id)
-		return kind.foreignWrite() && open && term.Seq == before.Seq
+		kept := kind.foreignWrite() || (kind == faultHandover && victim.library != "regent")
+		return kept && open && term.Seq == before.Seq
 	}
 	w, err := f.awaitPastFence(ctx, &res, newTerm, settle, keptTerm)
 	if errors.Is(err, errNoNewLeader) {
@@ -176,6 +199,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		f.t.Fatalf("%s: no new leader after %s of %s", f.name, kind, victim.id)
 	}
 	res.recovery = time.Duration(w.FirstAccepted - faultAt)
+	res.next = f.leading()
 	switch kind {
 	case faultKill, faultTerm:
 		f.reap(victim)
@@ -286,6 +310,46 @@ func (f *chaosFleet) deleteLease(ctx context.Context, name string, recreate bool
 		if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			f.t.Fatalf("create the lease again: %v", err)
 		}
+	}
+}
+
+// another returns a live worker other than w, at random.
+func (f *chaosFleet) another(rng *rand.Rand, w *chaosWorker) *chaosWorker {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var others []*chaosWorker
+	for _, o := range f.workers {
+		if o != w {
+			others = append(others, o)
+		}
+	}
+	slices.SortFunc(others, func(a, b *chaosWorker) int { return strings.Compare(a.id, b.id) }) // the seed decides
+	return others[rng.IntN(len(others))]
+}
+
+// leading names the worker whose term is open now, if one is.
+func (f *chaosFleet) leading() string {
+	f.mu.Lock()
+	ids := slices.Collect(maps.Keys(f.workers))
+	f.mu.Unlock()
+	for _, id := range ids {
+		if _, open := f.timeline.Open(id); open {
+			return id
+		}
+	}
+	return ""
+}
+
+// requestHandover asks the Lease's holder to hand over to to, as kubectl annotate lease NAME
+// regent.dev/handover-to=TO does (a merge patch of the annotation alone).
+func (f *chaosFleet) requestHandover(ctx context.Context, name, to string) {
+	f.t.Helper()
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{lock.HandoverToAnnotation: to}}})
+	if err == nil {
+		_, err = cp.Client(controlplane.AdminUser).CoordinationV1().Leases(f.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
+	if err != nil {
+		f.t.Fatalf("request a handover: %v", err)
 	}
 }
 

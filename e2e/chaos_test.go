@@ -15,7 +15,7 @@ import (
 // The chaos suite's size. The defaults are the short run of `make test`; `make chaos` runs the
 // long one (see docs/benchmarks.md).
 var (
-	chaosFaults  = flag.Int("chaos.faults", 9, "faults injected into each fleet")
+	chaosFaults  = flag.Int("chaos.faults", 10, "faults injected into each fleet")
 	chaosFleets  = flag.String("chaos.fleets", "regent,client-go,mixed", "fleets to run, in order")
 	chaosWeights = flag.String("chaos.weights", "", "relative frequency of fault kinds after each has come once, e.g. sigterm=20 (default 1 each)")
 	chaosSeed    = flag.Uint64("chaos.seed", 0, "seed of the fault plan (0: from the clock)")
@@ -131,6 +131,9 @@ func runFleet(t *testing.T, name, bin string, libs []string, rng *rand.Rand, pla
 		}
 		if r.kept && r.victimLib == "regent" {
 			t.Errorf("%v: a regent leader kept its term after its record was deleted or cleared", r)
+		}
+		if r.kind == faultHandover && r.namedLib == "regent" && r.next != r.named {
+			t.Errorf("%v: a regent leader asked to hand over to %s did not", r, r.named)
 		}
 		if r.fenced == "regent" {
 			t.Errorf("%v: a regent term after the deletion was refused by the fencing sink", r)

@@ -25,6 +25,7 @@ type Leadership struct {
 	released    chan struct{}
 	monitorDone chan struct{}
 	markDone    chan struct{}
+	requestDone chan struct{}
 
 	once       sync.Once
 	releaseErr error
@@ -83,25 +84,28 @@ func (e *Election) Lead(ctx context.Context, opts ...LeadOption) (*Leadership, e
 		released:    make(chan struct{}),
 		monitorDone: make(chan struct{}),
 		markDone:    make(chan struct{}),
+		requestDone: make(chan struct{}),
 	}
 	l.ctx = context.WithValue(lctx, leadershipKey{}, l)
 	l.stopCancel = context.AfterFunc(term.Context(), func() { cancel(context.Cause(term.Context())) })
 	go l.watchForOverrun()
+	go l.followRequests()
 	l.startMarking()
 	return l, nil
 }
 
-// Context is cancelled when leadership is lost, when Lead's context ends, or on Release.
-// context.Cause tells which: a *lock.LostError (errors.Is ErrLost), the parent's cause, or
-// lock.ErrReleased.
+// Context is cancelled when leadership is lost, when a handover is requested on the lock's
+// object, when Lead's context ends, or on Release. context.Cause tells which: a *lock.LostError
+// (errors.Is ErrLost), a *HandoverRequestedError, the parent's cause, or lock.ErrReleased.
 func (l *Leadership) Context() context.Context { return l.ctx }
 
 // Done is Context().Done().
 func (l *Leadership) Done() <-chan struct{} { return l.ctx.Done() }
 
 // Err is nil while the leadership lasts. Once its Context is done it says why: the term's
-// *lock.LostError (errors.Is ErrLost) when the term was lost, also after Release; else the
-// cause of Lead's context ending, or lock.ErrReleased.
+// *lock.LostError (errors.Is ErrLost) when the term was lost, also after Release; else a
+// *HandoverRequestedError (which matches ErrLost too), the cause of Lead's context ending, or
+// lock.ErrReleased.
 func (l *Leadership) Err() error {
 	if l.ctx.Err() == nil {
 		return nil
@@ -138,8 +142,13 @@ func (l *Leadership) Term() *lock.Term { return l.term }
 
 // Release ends the leadership and gives the lock up (conditionally, see lock.Term.Release). Call
 // it once the work has stopped. With a Marker (WithMarker), the mark is removed first, while the
-// lock is still held. It is safe to call more than once.
+// lock is still held. When a handover was requested on the lock's object (Err matches
+// ErrHandoverRequested), Release hands the lock over to the candidate named instead. It is safe
+// to call more than once.
 func (l *Leadership) Release(ctx context.Context) error {
+	if req := l.handoverRequest(); req != nil {
+		return l.HandOver(ctx, req.To)
+	}
 	return l.finish(ctx, "released", l.term.Release)
 }
 
@@ -168,6 +177,7 @@ func (l *Leadership) finish(ctx context.Context, done string, give func(context.
 	l.once.Do(func() {
 		close(l.released)
 		<-l.monitorDone
+		<-l.requestDone
 		l.stopCancel()
 		l.cancel(lock.ErrReleased)
 		l.unmark(ctx)

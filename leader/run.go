@@ -14,7 +14,9 @@ import (
 //
 // It returns nil or the work's error when the work returned on its own or after ctx ended; an
 // error matching ErrLost (errors.Is) when leadership was lost while the work ran, joined with the
-// work's own error if that was anything but a cancellation; the error that ended the wait
+// work's own error if that was anything but a cancellation (a *HandoverRequestedError, which
+// matches ErrLost too, when a handover was requested on the lock's object: the lock was then
+// handed over, not released); the error that ended the wait
 // (wrapping ctx.Err(), or a *lock.APIError) if leadership never began. A failed release is
 // reported after the work's result. A panic in work is returned as a *PanicError. RunAsLeader
 // never panics and never exits the process.
@@ -31,6 +33,9 @@ func (e *Election) RunAsLeader(ctx context.Context, work Work) error {
 	}
 	workErr := runGuarded(l.Context(), work)
 	lostErr := l.lostErr() // judged when the work returned, not after the release
+	if req := l.handoverRequest(); lostErr == nil && req != nil {
+		lostErr = req // Release hands over to the candidate named
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.releaseTimeout)
 	defer cancel()
 	relErr := l.Release(rctx)

@@ -161,6 +161,19 @@
 // record bind nothing, because they name an earlier token; a kubectl user who forges both
 // annotations takes the risk an overwritten record carries.
 //
+// A candidate answers to its identity and to the names given with WithHandoverAliases (its
+// Pod's name, say). Two candidates may answer to one alias; both may then skip the wait, but
+// each take is a compare-and-swap on the handover record's version, so one of them wins and
+// the other sees a held record: who may skip the wait never decides how many hold the lock.
+//
+// An operator (or kubectl-regent) asks for a handover by annotating the held Lease with
+// HandoverToAnnotation alone. The holder's renewals carry the annotation along, so the holder
+// sees it at its next renewal; the term then closes HandoverRequested, and the holder stops its
+// work and calls HandOver as above. A request changes who the holder names, nothing else: the
+// term is not ended by it, and the handover record is written, as always, after the work
+// stopped. It is told from a handover record by the missing HandoverOfAnnotation, and an
+// acquiring write drops it, so a request seen during a term was made during that term.
+//
 // # Semaphore
 //
 // Semaphore lets up to its size of processes hold it at once. Each slot is a Lease lock of its

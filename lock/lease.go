@@ -136,7 +136,7 @@ func (l *Lease) TryAcquire(ctx context.Context) (*Term, error) {
 // tryAcquireFrom is TryAcquire once the Lease has been read: cur, or nil when it is absent.
 func (l *Lease) tryAcquireFrom(ctx context.Context, cur *coordinationv1.Lease) (*Term, error) {
 	switch {
-	case cur != nil && recordOf(cur).holder != "" && !l.expiredByClocks(recordOf(cur)) && !handedTo(cur, l.o.identity):
+	case cur != nil && recordOf(cur).holder != "" && !l.expiredByClocks(recordOf(cur)) && !l.handedToMe(cur):
 		l.saw(cur)
 		return nil, &HeldError{Lock: l.String(), Holder: recordOf(cur).holder}
 	}

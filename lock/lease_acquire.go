@@ -191,7 +191,7 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 		return nil, false, nil
 	}
 	c.stopExpiry()
-	handedToMe := !ownWrite && handedTo(c.lease, l.o.identity)
+	handedToMe := !ownWrite && l.handedToMe(c.lease)
 	if handedToMe {
 		l.o.log.Info("the holder handed the lease over to this candidate, taking it", zap.String("holder", c.record.holder))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -86,14 +87,21 @@ func (lt *leaseTerm) handOver(ctx context.Context, to string) error {
 	return err
 }
 
-// handedTo reports whether cur is a handover record, still as its holder wrote it, to identity.
-func handedTo(cur *coordinationv1.Lease, identity string) bool {
+// handedToMe reports whether cur is a handover record, still as its holder wrote it, to this
+// candidate's identity or one of its aliases.
+func (l *Lease) handedToMe(cur *coordinationv1.Lease) bool {
 	if cur == nil {
 		return false
 	}
 	rec := recordOf(cur)
-	return rec.holder != "" && cur.Annotations[HandoverToAnnotation] == identity &&
+	to := cur.Annotations[HandoverToAnnotation]
+	return rec.holder != "" && to != "" && (to == l.o.identity || l.answersTo(to)) &&
 		cur.Annotations[HandoverOfAnnotation] == leaseToken(cur, rec).ID
+}
+
+// answersTo reports whether name is one of this candidate's handover aliases.
+func (l *Lease) answersTo(name string) bool {
+	return slices.Contains(l.o.aliases, name)
 }
 
 // dropHandover removes a handover's annotations from a Lease about to be written with a record

@@ -21,6 +21,8 @@ type leaseTerm struct {
 	term *Term
 	wg   sync.WaitGroup // the renew loop and its requests
 
+	ignoreOwnRequest sync.Once // logs a handover request naming this holder once
+
 	mu       sync.Mutex
 	written  *coordinationv1.Lease // the Lease as this term last wrote it
 	lastSent time.Time             // send time of the last successful write, on the lock's clock
@@ -193,6 +195,9 @@ func (lt *leaseTerm) renew(ctx context.Context, attempt int, sent time.Time, out
 	}
 	if apierrors.IsNotFound(res.err) {
 		res.lost = "the lease was deleted"
+	}
+	if res.err == nil && res.lost == "" {
+		lt.noteRequest(res.lease) // before the result is reported, so that observers see it noted
 	}
 	select {
 	case out <- res:

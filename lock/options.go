@@ -80,6 +80,8 @@ type options struct {
 	onState func(StateChange)
 	// maxSkew, when positive, lets TryAcquire judge a Lease's expiry by its renewTime.
 	maxSkew time.Duration
+	// aliases are other names a handover may give this candidate (WithHandoverAliases).
+	aliases []string
 	// atRisk is when a term without a successful renewal becomes at risk; zero: RenewDeadline/2.
 	atRisk time.Duration
 	// leaseOnly and lifeOnly name the options given that apply to one family of locks only; a
@@ -132,6 +134,11 @@ func (o *options) validate() error {
 	}
 	if o.log == nil {
 		o.log = zap.NewNop()
+	}
+	for _, a := range o.aliases {
+		if a == "" {
+			return &ConfigError{Field: "HandoverAliases", Value: `""`, Reason: "must not contain an empty name"}
+		}
 	}
 	if o.maxSkew < 0 {
 		return &ConfigError{Field: "MaxClockSkew", Value: o.maxSkew, Reason: "must not be negative"}
@@ -208,6 +215,20 @@ func WithUnsafeTakeoverFromNotReadyNodes() Option {
 	return optionFunc(func(o *options) {
 		o.notReadyTakeover = true
 		o.lifeOnly = append(o.lifeOnly, "UnsafeTakeoverFromNotReadyNodes")
+	})
+}
+
+// WithHandoverAliases gives this candidate other names under which a handover may name it,
+// besides its identity: typically its Pod's name, which an operator knows where the identity
+// carries a random suffix (kubectl annotate lease NAME regent.dev/handover-to=POD). A candidate
+// named by an alias skips the wait for a handed-over Lease as if named by its identity; every
+// take is still a compare-and-swap, so two candidates that answer to one name cannot both hold
+// the lock, and the one that loses the race waits as for a held record. Leader-for-life locks
+// refuse it.
+func WithHandoverAliases(names ...string) Option {
+	return optionFunc(func(o *options) {
+		o.aliases = append(o.aliases, names...)
+		o.leaseOnly = append(o.leaseOnly, "HandoverAliases")
 	})
 }
 

@@ -28,6 +28,9 @@ type Term struct {
 	atRisk  bool          // see TermAtRisk
 	changed chan struct{} // closed at the next change of State; nil until State asks
 
+	requested chan struct{} // closed on a handover request (see HandoverRequested)
+	successor string        // the candidate the request named
+
 	releaseOnce sync.Once
 	releaseErr  error
 }
@@ -51,7 +54,8 @@ type termBackend interface {
 
 func newTerm(lock, holder string, token Token) *Term {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Term{lock: lock, holder: holder, token: token, ctx: ctx, cancel: cancel, lost: make(chan struct{})}
+	return &Term{lock: lock, holder: holder, token: token, ctx: ctx, cancel: cancel, lost: make(chan struct{}),
+		requested: make(chan struct{})}
 }
 
 // Context is done when the term ends. context.Cause tells why: ErrReleased or a *LostError.
