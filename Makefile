@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 REGENT_CONTROLPLANE_CACHE ?= $(HOME)/.cache/regent/controlplane
 export REGENT_CONTROLPLANE_CACHE
 
-.PHONY: test unit e2e bench chaos lint controlplane node demo tidy
+.PHONY: test unit e2e bench chaos lint controlplane node demo tidy kubectl-regent
 
 ## test: lint, unit tests and the end-to-end suite on a real control plane (the README's test command)
 test: lint unit e2e
@@ -23,6 +23,7 @@ demo: $(if $(KUBECONFIG),,controlplane)
 unit:
 	$(GO) test -race -count=1 ./...
 	cd integrations/regentctrl && $(GO) test -race -count=1 ./...
+	cd cmd/kubectl-regent && $(GO) test -race -count=1 ./...
 
 ## e2e: the end-to-end suite against etcd, kube-apiserver and kube-controller-manager, and on a
 ## real node (e2e/onnode: the examples' manifests as Pods). Packages run one at a time: the chaos
@@ -56,9 +57,11 @@ lint:
 	cd e2e && $(GO) vet ./...
 	cd integrations/regentctrl && $(GO) vet ./...
 	cd examples/configmap-operator && $(GO) vet ./...
+	cd cmd/kubectl-regent && $(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	cd e2e && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	cd integrations/regentctrl && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd cmd/kubectl-regent && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 ## controlplane: build etcd, kube-apiserver and kube-controller-manager when they are missing
 controlplane:
@@ -70,9 +73,14 @@ node: controlplane
 	@tools/node/install.sh
 	@tools/controlplane/build.sh node >/dev/null
 
+## kubectl-regent: build the kubectl plugin into bin/ (put it on the PATH: kubectl regent list)
+kubectl-regent:
+	cd cmd/kubectl-regent && $(GO) build -o $(CURDIR)/bin/kubectl-regent .
+
 tidy:
 	$(GO) mod tidy
 	cd e2e && $(GO) mod tidy
 	cd tools/controlplane && $(GO) mod tidy
 	cd integrations/regentctrl && $(GO) mod tidy
 	cd examples/configmap-operator && $(GO) mod tidy
+	cd cmd/kubectl-regent && $(GO) mod tidy

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// usageError is a mistake in the command line; the process exits with 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// env is what every command needs: the clients, built from kubectl's flags, and the output.
+type env struct {
+	flags  *genericclioptions.ConfigFlags
+	out    io.Writer
+	errOut io.Writer
+}
+
+// namespace is the namespace of -n, else the kubeconfig context's, else "default".
+func (e *env) namespace() (string, error) {
+	ns, _, err := e.flags.ToRawKubeConfigLoader().Namespace()
+	return ns, err
+}
+
+func (e *env) clients() (kubernetes.Interface, dynamic.Interface, error) {
+	cfg, err := e.flags.ToRESTConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	return cs, dyn, err
+}
+
+func newRootCommand(out, errOut io.Writer) *cobra.Command {
+	e := &env{flags: genericclioptions.NewConfigFlags(true), out: out, errOut: errOut}
+	root := &cobra.Command{
+		Use:   "kubectl-regent",
+		Short: "Show and operate leader-election locks: list, watch, release, hand over",
+		Long: `kubectl regent shows and operates the locks of regent: Lease locks (shared with client-go's
+leader election), semaphore slots, and leader-for-life ConfigMaps and LeaderLocks.
+
+  kubectl regent list [-A] [-o wide|json|yaml]     the locks and who holds them
+  kubectl regent watch LEASE                       a Lease's timeline, live
+  kubectl regent release LEASE [--force]           free a Lease whose holder is gone
+  kubectl regent handover LEASE --to CANDIDATE     ask the holder to hand over`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Run by kubectl as "kubectl regent", and so named in help.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl regent"},
+	}
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	e.flags.AddFlags(root.PersistentFlags())
+	root.AddCommand(newListCommand(e), newWatchCommand(e), newReleaseCommand(e), newHandoverCommand(e))
+	return root
+}
+
+// exactArgs is cobra.ExactArgs as a usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{"expected " + what}
+		}
+		return nil
+	}
+}
