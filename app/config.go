@@ -54,6 +54,11 @@ type Config struct {
 	// leads, so that a Service can select the leader (package podlabel). It needs a Pod
 	// (POD_NAME), a lock with one holder (not a semaphore), and get, list and patch on pods.
 	LabelLeaderPod bool
+	// HandOverOnStop makes a leader that is stopping (SIGTERM, as in a rolling update) hand the
+	// lock over to the newest Ready Pod of its workload instead of freeing it for whichever
+	// candidate writes first (package readypeer). It needs a Pod (POD_NAME), a Lease lock, and
+	// list on pods.
+	HandOverOnStop bool
 	// HealthAddr is where /healthz, /readyz and /metrics are served; empty disables the server.
 	// The default, :8082, stays clear of controller-runtime's metrics (:8080) and probes (:8081),
 	// so that an operator can serve both.
@@ -97,18 +102,19 @@ type flagSpec struct {
 }
 
 var (
-	flagKubeconfig    = flagSpec{"kubeconfig", "KUBECONFIG", "kubeconfig file (default: in-cluster, then ~/.kube/config)"}
-	flagContext       = flagSpec{"context", "REGENT_CONTEXT", "kubeconfig context (default: the current one)"}
-	flagNamespace     = flagSpec{"namespace", "REGENT_NAMESPACE", "namespace of the lock (default: this process's own: the Pod's, or the kubeconfig context's)"}
-	flagLockKind      = flagSpec{"lock-kind", "REGENT_LOCK_KIND", "lease, configmap, leaderlock or semaphore"}
-	flagSemaphoreSize = flagSpec{"semaphore-size", "REGENT_SEMAPHORE_SIZE", "how many replicas may hold a semaphore at once (lock kind semaphore), when this replica creates it"}
-	flagLockName      = flagSpec{"lock-name", "REGENT_LOCK_NAME", "name of the lock object"}
-	flagIdentity      = flagSpec{"identity", "REGENT_IDENTITY", "this process's name in the lock (default: POD_NAME or host name, plus a random suffix)"}
-	flagLeaseDuration = flagSpec{"lease-duration", "REGENT_LEASE_DURATION", "how long followers wait before taking an unrenewed lease"}
-	flagRenewDeadline = flagSpec{"renew-deadline", "REGENT_RENEW_DEADLINE", "how long the leader keeps its term without a successful renewal"}
-	flagRetryPeriod   = flagSpec{"retry-period", "REGENT_RETRY_PERIOD", "how often the leader renews"}
-	flagLabelLeader   = flagSpec{"label-leader-pod", "REGENT_LABEL_LEADER_POD", "label this Pod leader.regent.dev/<lock-name>=true while it leads, for a Service that selects the leader"}
-	flagHealthAddr    = flagSpec{"health-addr", "REGENT_HEALTH_ADDR", "address of /healthz, /readyz and /metrics; empty disables"}
+	flagKubeconfig     = flagSpec{"kubeconfig", "KUBECONFIG", "kubeconfig file (default: in-cluster, then ~/.kube/config)"}
+	flagContext        = flagSpec{"context", "REGENT_CONTEXT", "kubeconfig context (default: the current one)"}
+	flagNamespace      = flagSpec{"namespace", "REGENT_NAMESPACE", "namespace of the lock (default: this process's own: the Pod's, or the kubeconfig context's)"}
+	flagLockKind       = flagSpec{"lock-kind", "REGENT_LOCK_KIND", "lease, configmap, leaderlock or semaphore"}
+	flagSemaphoreSize  = flagSpec{"semaphore-size", "REGENT_SEMAPHORE_SIZE", "how many replicas may hold a semaphore at once (lock kind semaphore), when this replica creates it"}
+	flagLockName       = flagSpec{"lock-name", "REGENT_LOCK_NAME", "name of the lock object"}
+	flagIdentity       = flagSpec{"identity", "REGENT_IDENTITY", "this process's name in the lock (default: POD_NAME or host name, plus a random suffix)"}
+	flagLeaseDuration  = flagSpec{"lease-duration", "REGENT_LEASE_DURATION", "how long followers wait before taking an unrenewed lease"}
+	flagRenewDeadline  = flagSpec{"renew-deadline", "REGENT_RENEW_DEADLINE", "how long the leader keeps its term without a successful renewal"}
+	flagRetryPeriod    = flagSpec{"retry-period", "REGENT_RETRY_PERIOD", "how often the leader renews"}
+	flagLabelLeader    = flagSpec{"label-leader-pod", "REGENT_LABEL_LEADER_POD", "label this Pod leader.regent.dev/<lock-name>=true while it leads, for a Service that selects the leader"}
+	flagHandOverOnStop = flagSpec{"hand-over-on-stop", "REGENT_HAND_OVER_ON_STOP", "when stopping, hand the lock over to the newest Ready Pod of this workload (Lease locks)"}
+	flagHealthAddr     = flagSpec{"health-addr", "REGENT_HEALTH_ADDR", "address of /healthz, /readyz and /metrics; empty disables"}
 )
 
 // RegisterFlags adds the configuration's flags to fs. Each flag's default is its environment
@@ -170,28 +176,32 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
-	var labelFromEnv *FlagError
-	if v := os.Getenv(flagLabelLeader.env); v != "" {
-		if b, err := strconv.ParseBool(v); err == nil {
-			c.LabelLeaderPod = b
-		} else {
-			labelFromEnv = &FlagError{Flag: flagLabelLeader.name, Env: flagLabelLeader.env, Value: v, Reason: "not true or false"}
-			if c.envErr == nil {
-				c.envErr = labelFromEnv
+	boolean := func(p *bool, f flagSpec) {
+		var fromEnv *FlagError
+		if v := os.Getenv(f.env); v != "" {
+			if b, err := strconv.ParseBool(v); err == nil {
+				*p = b
+			} else {
+				fromEnv = &FlagError{Flag: f.name, Env: f.env, Value: v, Reason: "not true or false"}
+				if c.envErr == nil {
+					c.envErr = fromEnv
+				}
 			}
 		}
+		fs.BoolFunc(f.name, f.usage+fmt.Sprintf(" (default %t)", *p)+" ["+f.env+"]", func(s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return errors.New("not true or false")
+			}
+			*p = b
+			if fromEnv != nil && c.envErr == fromEnv {
+				c.envErr = nil // the flag overrides the environment
+			}
+			return nil
+		})
 	}
-	fs.BoolFunc(flagLabelLeader.name, flagLabelLeader.usage+fmt.Sprintf(" (default %t)", c.LabelLeaderPod)+" ["+flagLabelLeader.env+"]", func(s string) error {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return errors.New("not true or false")
-		}
-		c.LabelLeaderPod = b
-		if c.envErr == labelFromEnv {
-			c.envErr = nil // the flag overrides the environment
-		}
-		return nil
-	})
+	boolean(&c.LabelLeaderPod, flagLabelLeader)
+	boolean(&c.HandOverOnStop, flagHandOverOnStop)
 	dur(&c.Timings.LeaseDuration, flagLeaseDuration)
 	dur(&c.Timings.RenewDeadline, flagRenewDeadline)
 	dur(&c.Timings.RetryPeriod, flagRetryPeriod)
@@ -253,6 +263,10 @@ func (c Config) Validate() error {
 			return &FlagError{Flag: flagLabelLeader.name, Env: flagLabelLeader.env, Value: "true",
 				Reason: fmt.Sprintf("the label key %q is not valid (a lock name of at most 63 characters is): %s", podlabel.KeyFor(c.LockName), strings.Join(errs, "; "))}
 		}
+	}
+	if c.HandOverOnStop && orKind(c.LockKind) != KindLease {
+		return &FlagError{Flag: flagHandOverOnStop.name, Env: flagHandOverOnStop.env, Value: "true",
+			Reason: fmt.Sprintf("applies to lease locks only; a %s lock cannot hand over", orKind(c.LockKind))}
 	}
 	if c.Namespace != "" {
 		if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/regent-k8s/regent/leader"
 	"github.com/regent-k8s/regent/lock"
 	"github.com/regent-k8s/regent/podlabel"
+	"github.com/regent-k8s/regent/readypeer"
 )
 
 // LeaderElection provides the lock (lock.Lock) chosen by Config.LockKind and LockName, and the
@@ -140,6 +141,17 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 		}
 		cancel()
 		leaderOpts = append(leaderOpts, leader.WithMarker(label))
+	}
+	if p.Config.HandOverOnStop {
+		if p.Info.Pod == nil {
+			return LeaderElectionResult{}, &FlagError{Flag: flagHandOverOnStop.name, Env: flagHandOverOnStop.env, Value: "true",
+				Reason: "needs this process's Pod: set POD_NAME (and POD_NAMESPACE) from the downward API"}
+		}
+		next, err := readypeer.New(p.Client.CoreV1(), p.Info.Pod)
+		if err != nil {
+			return LeaderElectionResult{}, &FlagError{Flag: flagHandOverOnStop.name, Env: flagHandOverOnStop.env, Value: "true", Reason: err.Error()}
+		}
+		leaderOpts = append(leaderOpts, leader.WithSuccessor(next))
 	}
 	e, err := leader.New(l, append(leaderOpts, p.Options...)...)
 	if err != nil {

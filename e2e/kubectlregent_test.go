@@ -117,7 +117,7 @@ func TestKubectlRegent(t *testing.T) {
 	now, dur, n := metav1.NewMicroTime(time.Now()), int32(2), int32(4)
 	_, err = leases.Create(context.Background(), &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: "orphan"},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: &gone, LeaseDurationSeconds: &dur, AcquireTime: &now, RenewTime: &now, LeaseTransitions: &n},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &gone, LeaseDurationSeconds: &dur, AcquireTime: &now, RenewTime: &now, LeaseTransitions: &n},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,12 @@
 // labels the leader's Pod so that a Service reaches the leader only. The mark is removed after
 // the work stopped and before the release.
 //
+// Leadership.HandOver ends a term by naming the next leader (lock.Term.HandOver). A handover
+// requested on the lock's object (kubectl annotate lease NAME regent.dev/handover-to=X) cancels
+// the work with a *HandoverRequestedError, which matches ErrLost, and Release then hands over to
+// X. WithSuccessor names a successor when the leadership ends because the process is stopping
+// (package readypeer: the newest Ready Pod). All of these write only after the work stopped.
+//
 // Nothing here panics or exits the process; a panic in the work is returned as a *PanicError
 // after the lock was released.
 package leader

@@ -143,11 +143,15 @@ func (l *Leadership) Term() *lock.Term { return l.term }
 // Release ends the leadership and gives the lock up (conditionally, see lock.Term.Release). Call
 // it once the work has stopped. With a Marker (WithMarker), the mark is removed first, while the
 // lock is still held. When a handover was requested on the lock's object (Err matches
-// ErrHandoverRequested), Release hands the lock over to the candidate named instead. It is safe
-// to call more than once.
+// ErrHandoverRequested), Release hands the lock over to the candidate named instead; so it does,
+// with WithSuccessor, when the leadership ended because Lead's context did. It is safe to call
+// more than once.
 func (l *Leadership) Release(ctx context.Context) error {
 	if req := l.handoverRequest(); req != nil {
 		return l.HandOver(ctx, req.To)
+	}
+	if to := l.stoppingSuccessor(ctx); to != "" {
+		return l.HandOver(ctx, to)
 	}
 	return l.finish(ctx, "released", l.term.Release)
 }

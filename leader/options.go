@@ -16,6 +16,7 @@ type options struct {
 	releaseTimeout time.Duration
 	onOverrun      func(Overrun)
 	marker         Marker
+	successor      Successor
 }
 
 // Option configures an Election.

@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// 2. kubectl delete pod <leader>: kubelet's SIGTERM, the work stops, the lease is released,
-// another Pod leads, with no overlap. Measured: from the delete to the next leader's work, and
+// 2. kubectl delete pod <leader>: kubelet's SIGTERM, the work stops, the lease is handed over
+// (--hand-over-on-stop) to the newest Ready Pod, which leads next, with no overlap. Measured: from the delete to the next leader's work, and
 // from the old leader's last line (its work stopped, after SIGTERM) to the next leader's work.
 func TestDeletingTheLeaderPodHandsOver(t *testing.T) {
 	ex := examples[0] // lease-leader
@@ -20,6 +21,7 @@ func TestDeletingTheLeaderPodHandsOver(t *testing.T) {
 	ctx := context.Background()
 	for round := range 3 {
 		first := logs.awaitTerm(t, ex, time.Minute, func(tm term) bool { return tm.end.IsZero() })
+		successor := newestReadyPod(t, ns, first.pod)
 		deleted := time.Now()
 		if err := admin().CoreV1().Pods(ns).Delete(ctx, first.pod, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
@@ -29,6 +31,9 @@ func TestDeletingTheLeaderPodHandsOver(t *testing.T) {
 		t.Logf("round %d: deleted %s; its work stopped %v after the delete; %s led %v after the delete, %v after the old work stopped",
 			round, first.pod, old.end.Sub(deleted).Round(time.Millisecond), next.pod,
 			next.start.Sub(deleted).Round(time.Millisecond), next.start.Sub(old.end).Round(time.Millisecond))
+		if next.pod != successor {
+			t.Errorf("round %d: %s led; the stopping leader (--hand-over-on-stop) should have named %s, the newest Ready Pod", round, next.pod, successor)
+		}
 		if gap := next.start.Sub(old.end); gap > time.Second {
 			t.Errorf("round %d: the next leader started %v after the old work stopped; want a handover within a second", round, gap)
 		}
@@ -40,7 +45,8 @@ func TestDeletingTheLeaderPodHandsOver(t *testing.T) {
 }
 
 // 3. kubectl rollout restart of each Deployment: leadership ends up on a new Pod, with no
-// overlap; the longest time without a leader is measured, and the same for client-go's
+// overlap; the lease-leader example, which runs with --hand-over-on-stop, never passes the
+// leadership to another old Pod (a stopping leader names the newest Ready Pod); the longest time without a leader is measured, and the same for client-go's
 // leaderelection as a Deployment on the same node (overlaps reported, not failed, for it).
 func TestRolloutRestart(t *testing.T) {
 	for _, ex := range append(examples, clientGo) {
@@ -71,6 +77,14 @@ func TestRolloutRestart(t *testing.T) {
 					t.Errorf("overlap: %s", o)
 				}
 			}
+			if ex.name == "lease-leader" { // runs with --hand-over-on-stop
+				for _, tm := range ts {
+					if tm.start.After(restarted) && before[tm.pod] {
+						t.Errorf("after the restart the old Pod %s led (from %v): a stopping leader must hand over to a new, Ready Pod",
+							tm.pod, tm.start.Sub(restarted).Round(time.Millisecond))
+					}
+				}
+			}
 			var longest time.Duration
 			for i := 1; i < len(ts); i++ {
 				if prev := ts[i-1]; !prev.end.IsZero() && ts[i].start.After(restarted) {
@@ -81,4 +95,30 @@ func TestRolloutRestart(t *testing.T) {
 				ex.name, time.Since(restarted).Round(time.Millisecond), last.pod, len(ts), longest.Round(time.Millisecond))
 		})
 	}
+}
+
+// newestReadyPod is the Pod package readypeer names as a stopping leader's successor: the newest
+// Ready Pod other than leader, not being deleted (ties: the smallest name).
+func newestReadyPod(t *testing.T, ns, leader string) string {
+	t.Helper()
+	pods, err := admin().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	best := ""
+	var bestAt time.Time
+	for _, p := range pods.Items {
+		ready := false
+		for _, c := range p.Status.Conditions {
+			ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+		}
+		if p.Name == leader || p.DeletionTimestamp != nil || !ready {
+			continue
+		}
+		at := p.CreationTimestamp.Time
+		if best == "" || at.After(bestAt) || at.Equal(bestAt) && p.Name < best {
+			best, bestAt = p.Name, at
+		}
+	}
+	return best
 }

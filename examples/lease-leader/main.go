@@ -4,7 +4,9 @@
 //
 // With --label-leader-pod (as deploy/ runs it), the leader's Pod carries the label
 // leader.regent.dev/lease-leader-example=true while it leads, and deploy/service.yaml's Service
-// lease-leader-active reaches the leader alone.
+// lease-leader-active reaches the leader alone. With --hand-over-on-stop (as deploy/ runs it), a
+// leader told to stop hands the Lease to the newest Ready replica, so that in a rolling update the
+// leadership moves once, to a new Pod, rather than from one old Pod to the next.
 //
 // The work notes each tick, and /healthz fails while a leader's work has not ticked for three
 // ticks: a leader whose work hangs while its Lease renews is restarted by the liveness probe, and
