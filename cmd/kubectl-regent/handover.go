@@ -65,8 +65,8 @@ func handover(ctx context.Context, e *env, leases leaseClient, ns, name, to stri
 	switch {
 	case holder == "":
 		return fmt.Errorf("lease %s/%s is free: there is no holder to hand over", ns, name)
-	case holder == to:
-		return fmt.Errorf("lease %s/%s is already held by %s", ns, name, to)
+	case holder == to || strings.HasPrefix(holder, to+"_"):
+		return fmt.Errorf("lease %s/%s is already held by %s (%s): name another candidate", ns, name, to, holder)
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{lock.HandoverToAnnotation: to}}})
 	if err != nil {
