@@ -135,10 +135,14 @@ func TestKubectlRegent(t *testing.T) {
 	}
 
 	// watch: the timeline of a forced release, a request and a handover.
-	watchOut := make(chan string, 1)
+	watchOut, watchAllOut := make(chan string, 1), make(chan string, 1)
 	go func() {
 		out, _, _ := k.run(t, "watch", "tool", "-n", ns, "--timeout", "8s")
 		watchOut <- out
+	}()
+	go func() {
+		out, _, _ := k.run(t, "watch", "-A", "--timeout", "8s", "-o", "json")
+		watchAllOut <- out
 	}()
 	time.Sleep(time.Second) // the watch is open
 	holder := to
@@ -150,6 +154,20 @@ func TestKubectlRegent(t *testing.T) {
 	for _, want := range []string{"held", holder, "released", "acquired", next.who} {
 		if !strings.Contains(tl, want) {
 			t.Errorf("watch printed no %q:\n%s", want, tl)
+		}
+	}
+	// Watching every Lease lock: the same events, each naming its lock; orphan, freed, too.
+	events := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(<-watchAllOut), "\n") {
+		var ev struct{ Lock, Event, Holder string }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("watch -A -o json printed %q: %v", line, err)
+		}
+		events[ev.Lock+" "+ev.Event+" "+ev.Holder] = true
+	}
+	for _, want := range []string{ns + "/tool held " + holder, ns + "/tool released " + holder, ns + "/tool acquired " + next.who, ns + "/orphan free "} {
+		if !events[want] {
+			t.Errorf("watch -A printed no %q; it printed %v", want, events)
 		}
 	}
 

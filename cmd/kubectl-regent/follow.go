@@ -102,3 +102,72 @@ func ignoreDone(err error) error {
 
 // leaseClient is the Leases of one namespace.
 type leaseClient = coordinationv1client.LeaseInterface
+
+// followAll lists the Leases of leases (one namespace, or all) and then follows them by a watch,
+// calling fn with each version in order, keyed namespace/name (nil once deleted), until ctx
+// ends. After a watch error it lists again, and reports the Leases gone meanwhile as deleted.
+func followAll(ctx context.Context, leases leaseClient, fn func(key string, l *coordinationv1.Lease)) error {
+	known := map[string]bool{}
+	key := func(l *coordinationv1.Lease) string { return l.Namespace + "/" + l.Name }
+	relist := func() (string, error) {
+		list, err := leases.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return "", err
+		}
+		now := map[string]bool{}
+		for i := range list.Items {
+			k := key(&list.Items[i])
+			now[k] = true
+			fn(k, &list.Items[i])
+		}
+		for k := range known {
+			if !now[k] {
+				fn(k, nil)
+			}
+		}
+		known = now
+		return list.ResourceVersion, nil
+	}
+	rv, err := relist()
+	for err == nil {
+		var w watch.Interface
+		w, err = leases.Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			break
+		}
+		relistNeeded := false
+		for ev := range w.ResultChan() {
+			l, ok := ev.Object.(*coordinationv1.Lease)
+			switch {
+			case ev.Type == watch.Error:
+				relistNeeded = true
+			case !ok:
+				continue
+			case ev.Type == watch.Bookmark:
+				rv = l.ResourceVersion
+			case ev.Type == watch.Deleted:
+				rv = l.ResourceVersion
+				delete(known, key(l))
+				fn(key(l), nil)
+			default:
+				rv = l.ResourceVersion
+				known[key(l)] = true
+				fn(key(l), l)
+			}
+			if relistNeeded {
+				break
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if relistNeeded {
+			rv, err = relist()
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}

@@ -17,21 +17,27 @@ import (
 )
 
 func newWatchCommand(e *env) *cobra.Command {
-	var renewals bool
+	var renewals, all bool
 	var timeout time.Duration
 	var output string
 	cmd := &cobra.Command{
-		Use:   "watch LEASE",
-		Short: "Follow a Lease lock's timeline live",
+		Use:   "watch [LEASE]",
+		Short: "Follow Lease locks' timelines live",
 		Long: `Print a line for each change of a Lease lock as the command observes it: acquired, released,
 handover requested, handed over, deleted, and expired. Expiry is judged as candidates judge it:
 a held record that stays unchanged for its duration, as observed here, has expired, whatever
 the clocks say. --renewals prints every renewal too. -o json prints one JSON object per line.
 
-Runs until interrupted, or for --timeout.
+With LEASE, follows that Lease; without, every Lease lock of the namespace (-n), or of all
+namespaces (-A), each line naming its lock. Runs until interrupted, or for --timeout.
 
 RBAC: get, list and watch on leases.`,
-		Args: exactArgs(1, "one argument: the Lease's name"),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError{"expected at most one argument: the Lease's name"}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "" && output != "json" {
 				return usageError{fmt.Sprintf("--output %q: accepted is json (or none, for lines of text)", output)}
@@ -39,9 +45,15 @@ RBAC: get, list and watch on leases.`,
 			if timeout < 0 {
 				return usageError{fmt.Sprintf("--timeout %v: must not be negative", timeout)}
 			}
-			ns, err := e.namespace()
-			if err != nil {
-				return err
+			if all && len(args) == 1 {
+				return usageError{"-A follows every Lease lock; name no Lease with it"}
+			}
+			ns := ""
+			if !all {
+				var err error
+				if ns, err = e.namespace(); err != nil {
+					return err
+				}
 			}
 			cs, _, err := e.clients()
 			if err != nil {
@@ -53,12 +65,34 @@ RBAC: get, list and watch on leases.`,
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			t := &timeline{out: e.out, json: output == "json", renewals: renewals}
-			err = follow(ctx, cs.CoordinationV1().Leases(ns), args[0], func(l *coordinationv1.Lease) (bool, error) {
-				t.observe(l, time.Now())
-				return false, nil
-			})
-			t.stop()
+			out := &lockedWriter{w: e.out}
+			newTimeline := func(lock string) *timeline {
+				return &timeline{out: out, json: output == "json", renewals: renewals, lock: lock}
+			}
+			if len(args) == 1 {
+				t := newTimeline("")
+				err = follow(ctx, cs.CoordinationV1().Leases(ns), args[0], func(l *coordinationv1.Lease) (bool, error) {
+					t.observe(l, time.Now())
+					return false, nil
+				})
+				t.stop()
+			} else {
+				timelines := map[string]*timeline{}
+				err = followAll(ctx, cs.CoordinationV1().Leases(ns), func(key string, l *coordinationv1.Lease) {
+					t, ok := timelines[key]
+					if !ok {
+						if l == nil || !isElectionRecord(l) || l.Namespace == "kube-node-lease" {
+							return
+						}
+						t = newTimeline(key)
+						timelines[key] = t
+					}
+					t.observe(l, time.Now())
+				})
+				for _, t := range timelines {
+					t.stop()
+				}
+			}
 			if ctx.Err() != nil && cmd.Context().Err() == nil || errors.Is(err, context.Canceled) {
 				return nil // --timeout, or interrupted: the end of the watch, not an error
 			}
@@ -66,14 +100,28 @@ RBAC: get, list and watch on leases.`,
 		},
 	}
 	cmd.Flags().BoolVar(&renewals, "renewals", false, "print every renewal too")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "follow the Lease locks of every namespace")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop after this long (0: until interrupted)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "json: one JSON object per event")
 	return cmd
 }
 
+// lockedWriter serialises the lines of several timelines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // event is one line of a timeline.
 type event struct {
 	Time   time.Time `json:"time"`
+	Lock   string    `json:"lock,omitempty"` // namespace/name, when following several`
 	Event  string    `json:"event"`
 	Holder string    `json:"holder,omitempty"`
 	Token  int32     `json:"token"`
@@ -85,6 +133,7 @@ type timeline struct {
 	out      io.Writer
 	json     bool
 	renewals bool
+	lock     string // namespace/name on each event, when following several
 
 	mu      sync.Mutex
 	last    *coordinationv1.Lease
@@ -176,12 +225,17 @@ func (t *timeline) stop() {
 }
 
 func (t *timeline) emit(ev event) {
+	ev.Lock = t.lock
 	if t.json {
 		b, _ := json.Marshal(ev)
 		fmt.Fprintf(t.out, "%s\n", b)
 		return
 	}
-	line := fmt.Sprintf("%s  %-18s", ev.Time.Format("15:04:05.000"), ev.Event)
+	line := ev.Time.Format("15:04:05.000")
+	if ev.Lock != "" {
+		line += "  " + ev.Lock
+	}
+	line += fmt.Sprintf("  %-18s", ev.Event)
 	if ev.Holder != "" {
 		line += fmt.Sprintf("  %s (token %d)", ev.Holder, ev.Token)
 	}
