@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -22,7 +23,7 @@ func main() {
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		var u usageError
-		if errors.As(err, &u) {
+		if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") {
 			os.Exit(2)
 		}
 		os.Exit(1)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -28,6 +30,9 @@ func (e *env) namespace() (string, error) {
 }
 
 func (e *env) clients() (kubernetes.Interface, dynamic.Interface, error) {
+	if err := e.haveCluster(); err != nil {
+		return nil, nil, err
+	}
 	cfg, err := e.flags.ToRESTConfig()
 	if err != nil {
 		return nil, nil, err
@@ -38,6 +43,22 @@ func (e *env) clients() (kubernetes.Interface, dynamic.Interface, error) {
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	return cs, dyn, err
+}
+
+// haveCluster reports a missing kubeconfig plainly, rather than as a refused connection to
+// localhost:8080, client-go's last resort.
+func (e *env) haveCluster() error {
+	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" || (e.flags.APIServer != nil && *e.flags.APIServer != "") {
+		return nil
+	}
+	raw, err := e.flags.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return err
+	}
+	if raw.CurrentContext == "" && (e.flags.Context == nil || *e.flags.Context == "") {
+		return errors.New("no cluster to talk to: no kubeconfig with a current context was found (set KUBECONFIG, or pass --kubeconfig or --context)")
+	}
+	return nil
 }
 
 func newRootCommand(out, errOut io.Writer) *cobra.Command {
