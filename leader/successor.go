@@ -47,8 +47,10 @@ func (l *Leadership) stoppingSuccessor(ctx context.Context) string {
 	case err != nil:
 		l.e.o.log.Warn("no successor: releasing the lock instead", zap.Error(err))
 		return ""
-	case to == l.term.Holder():
+	case to == "" || to == l.term.Holder():
+		l.e.o.log.Info("no successor named: releasing the lock")
 		return ""
 	}
+	l.e.o.log.Info("stopping: handing the lock over to the successor", zap.String("to", to))
 	return to
 }

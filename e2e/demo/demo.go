@@ -28,6 +28,7 @@ import (
 	"github.com/regent-k8s/regent/e2e/controlplane"
 	"github.com/regent-k8s/regent/e2e/examplerun"
 	"github.com/regent-k8s/regent/e2e/node"
+	"github.com/regent-k8s/regent/lock"
 )
 
 // Options configure Run.
@@ -197,7 +198,7 @@ func (d *demo) handover(ctx context.Context, w *leaseWatch, sum *Summary, prev l
 	if rel, ok := w.releasedAt(prev.holder); ok {
 		sum.Handover = next.at.Sub(rel)
 	}
-	d.say("LEADER %s (token %d): handover %v after the release, %v after %s",
+	d.say("LEADER %s (token %d): handover %v after the release (or the handover record), %v after %s",
 		next.holder, next.transitions, sum.Handover.Round(time.Millisecond), sum.HandoverSinceSignal.Round(time.Millisecond), what)
 	return next, nil
 }
@@ -329,8 +330,8 @@ func (d *demo) cluster(ctx context.Context, opts Options) (*environment, kuberne
 	return &environment{cp: cp, kubeconfig: kubeconfig, ns: ns, pods: true, client: admin}, admin, ns, "lease-leader-example", nil
 }
 
-// leaseWatch follows the Lease and remembers, per holder, when its renewals and its release
-// were observed.
+// leaseWatch follows the Lease and remembers, per holder, when its renewals and its release (or
+// its handover record) were observed.
 type leaseWatch struct {
 	w       watch.Interface
 	changes chan leaderChange
@@ -375,9 +376,13 @@ func (lw *leaseWatch) run() {
 			transitions = *l.Spec.LeaseTransitions
 		}
 		lw.mu.Lock()
-		if holder != "" {
+		switch {
+		case holder != "" && l.Annotations[lock.HandoverOfAnnotation] != "":
+			// The holder's last write, a handover record: its term ended here, as by a release.
+			lw.released[holder] = now
+		case holder != "":
 			lw.renewed[holder] = now
-		} else if last != "" {
+		case last != "":
 			lw.released[last] = now
 		}
 		lw.mu.Unlock()

@@ -85,7 +85,7 @@ func (d *demo) onNode(ctx context.Context, n *node.Node) (Summary, error) {
 	d.pause(ctx, d.tm.pause)
 
 	firstPod := w.process(first.holder) // the identity is the Pod's name, "_", a suffix
-	d.say("kubectl delete pod %s: kubelet sends SIGTERM, its work stops, then it releases the lease", firstPod)
+	d.say("kubectl delete pod %s: kubelet sends SIGTERM, its work stops, then it hands the lease to the newest Ready Pod (--hand-over-on-stop)", firstPod)
 	deleted := time.Now()
 	if err := admin.CoreV1().Pods(demoNamespace).Delete(ctx, firstPod, metav1.DeleteOptions{}); err != nil {
 		return sum, err

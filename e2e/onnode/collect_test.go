@@ -18,11 +18,12 @@ import (
 // collector follows the logs of every container of every Pod in a namespace as they come, as
 // kubectl logs -f would, so that the lines of Pods deleted meanwhile are kept.
 type collector struct {
-	mu     sync.Mutex
-	lines  []logLine
-	seen   map[string]bool // pod/container-id already followed
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	lines   []logLine       // the examples' own lines
+	library []logLine       // regent's lines (a logger name)
+	seen    map[string]bool // pod/container-id already followed
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func collectLogs(t *testing.T, ns string) *collector {
@@ -72,14 +73,18 @@ func (c *collector) follow(ctx context.Context, ns string, p *corev1.Pod) {
 			s := bufio.NewScanner(rc)
 			for s.Scan() {
 				var l logLine
-				if json.Unmarshal(s.Bytes(), &l) != nil || l.Msg == "" || l.Logger != "" {
+				if json.Unmarshal(s.Bytes(), &l) != nil || l.Msg == "" {
 					continue
 				}
 				l.Pod, l.Text = pod, s.Text()
 				sec, frac := math.Modf(l.TS)
 				l.At = time.Unix(int64(sec), int64(frac*1e9))
 				c.mu.Lock()
-				c.lines = append(c.lines, l)
+				if l.Logger != "" { // regent's own lines, kept apart from the example's
+					c.library = append(c.library, l)
+				} else {
+					c.lines = append(c.lines, l)
+				}
 				c.mu.Unlock()
 			}
 			if ctx.Err() == nil { // the container ended: whatever it did ended with it
@@ -112,6 +117,38 @@ func (c *collector) awaitTerm(t *testing.T, ex example, limit time.Duration, ok 
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no such term after %v; terms: %v", limit, terms(c.snapshot(), ex))
+		}
+		time.Sleep(50 * time.Millisecond) // polls the collected logs
+	}
+}
+
+// awaitField waits until pod's regent logs a line with message msg and returns the line's
+// field key.
+func (c *collector) awaitField(t *testing.T, pod, msg, key string, limit time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		c.mu.Lock()
+		library := append([]logLine(nil), c.library...)
+		c.mu.Unlock()
+		for _, l := range library {
+			if l.Pod != pod || l.Msg != msg {
+				continue
+			}
+			var fields map[string]any
+			if err := json.Unmarshal([]byte(l.Text), &fields); err != nil {
+				t.Fatalf("%s logged %q, not JSON: %v", pod, l.Text, err)
+			}
+			v, _ := fields[key].(string)
+			return v
+		}
+		if time.Now().After(deadline) {
+			for _, l := range library {
+				if l.Pod == pod {
+					t.Log(l.Text)
+				}
+			}
+			t.Fatalf("%s logged no %q within %v", pod, msg, limit)
 		}
 		time.Sleep(50 * time.Millisecond) // polls the collected logs
 	}
