@@ -137,66 +137,24 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.LockKind = LockKind(v)
 	}
 	dur := func(p *time.Duration, f flagSpec) {
-		var fromEnv *FlagError
-		if v := os.Getenv(f.env); v != "" {
-			if d, err := time.ParseDuration(v); err == nil {
-				*p = d
-			} else {
-				fromEnv = &FlagError{Flag: f.name, Env: f.env, Value: v, Reason: "not a duration (say 15s or 1m)"}
-				if c.envErr == nil {
-					c.envErr = fromEnv
-				}
-			}
-		}
-		fs.Var(&durationFlag{p: p, set: func() {
-			if c.envErr == fromEnv {
-				c.envErr = nil // the flag overrides the environment
-			}
-		}}, f.name, f.usage+" ["+f.env+"]")
+		given := c.fromEnv(f, func(v string) error { return parseInto(p, v, time.ParseDuration) }, "not a duration (say 15s or 1m)")
+		fs.Var(&durationFlag{p: p, set: given}, f.name, f.usage+" ["+f.env+"]")
 	}
-	var sizeFromEnv *FlagError
-	if v := os.Getenv(flagSemaphoreSize.env); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			c.SemaphoreSize = n
-		} else {
-			sizeFromEnv = &FlagError{Flag: flagSemaphoreSize.name, Env: flagSemaphoreSize.env, Value: v, Reason: "not a whole number"}
-			if c.envErr == nil {
-				c.envErr = sizeFromEnv
-			}
-		}
-	}
+	sizeGiven := c.fromEnv(flagSemaphoreSize, func(v string) error { return parseInto(&c.SemaphoreSize, v, strconv.Atoi) }, "not a whole number")
 	fs.Func(flagSemaphoreSize.name, flagSemaphoreSize.usage+fmt.Sprintf(" (default %d)", c.SemaphoreSize)+" ["+flagSemaphoreSize.env+"]", func(s string) error {
-		n, err := strconv.Atoi(s)
-		if err != nil {
+		if parseInto(&c.SemaphoreSize, s, strconv.Atoi) != nil {
 			return errors.New("not a whole number")
 		}
-		c.SemaphoreSize = n
-		if c.envErr == sizeFromEnv {
-			c.envErr = nil // the flag overrides the environment
-		}
+		sizeGiven()
 		return nil
 	})
 	boolean := func(p *bool, f flagSpec) {
-		var fromEnv *FlagError
-		if v := os.Getenv(f.env); v != "" {
-			if b, err := strconv.ParseBool(v); err == nil {
-				*p = b
-			} else {
-				fromEnv = &FlagError{Flag: f.name, Env: f.env, Value: v, Reason: "not true or false"}
-				if c.envErr == nil {
-					c.envErr = fromEnv
-				}
-			}
-		}
+		given := c.fromEnv(f, func(v string) error { return parseInto(p, v, strconv.ParseBool) }, "not true or false")
 		fs.BoolFunc(f.name, f.usage+fmt.Sprintf(" (default %t)", *p)+" ["+f.env+"]", func(s string) error {
-			b, err := strconv.ParseBool(s)
-			if err != nil {
+			if parseInto(p, s, strconv.ParseBool) != nil {
 				return errors.New("not true or false")
 			}
-			*p = b
-			if fromEnv != nil && c.envErr == fromEnv {
-				c.envErr = nil // the flag overrides the environment
-			}
+			given()
 			return nil
 		})
 	}
@@ -307,6 +265,33 @@ func orKind(k LockKind) LockKind {
 		return KindLease
 	}
 	return k
+}
+
+// fromEnv reads f's environment variable, if set, with read. A value read cannot take is kept
+// as c.envErr (the first such), which Validate reports, saying why (reason); the returned
+// function, called when f's flag is given, drops it, since the flag overrides the environment.
+func (c *Config) fromEnv(f flagSpec, read func(string) error, reason string) (flagGiven func()) {
+	var unread *FlagError
+	if v := os.Getenv(f.env); v != "" && read(v) != nil {
+		unread = &FlagError{Flag: f.name, Env: f.env, Value: v, Reason: reason}
+		if c.envErr == nil {
+			c.envErr = unread
+		}
+	}
+	return func() {
+		if unread != nil && c.envErr == unread {
+			c.envErr = nil
+		}
+	}
+}
+
+// parseInto sets *p to s parsed with parse, and leaves *p alone if s does not parse.
+func parseInto[T any](p *T, s string, parse func(string) (T, error)) error {
+	v, err := parse(s)
+	if err == nil {
+		*p = v
+	}
+	return err
 }
 
 func envOr(key, def string) string {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,11 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/regent-k8s/regent/e2e/chaos"
 	"github.com/regent-k8s/regent/e2e/controlplane"
-	"github.com/regent-k8s/regent/lock"
 )
 
 // faultKind is one kind of fault the chaos suite injects.
@@ -175,7 +172,7 @@ func (f *chaosFleet) inject(rng *rand.Rand, kind faultKind) faultResult {
 		f.awaitFollowers(victim)
 		named := f.another(rng, victim)
 		res.named, res.namedLib = named.id, named.library
-		f.requestHandover(ctx, chaosLease, named.id)
+		annotateHandover(f.t, f.ns, chaosLease, named.id)
 	}
 	newTerm := func(k chaos.TermKey, _ chaos.TermWrites) bool { return k != before }
 	var settle func() // before the fence is reset: the old holder's writes would set it again
@@ -338,19 +335,6 @@ func (f *chaosFleet) leading() string {
 		}
 	}
 	return ""
-}
-
-// requestHandover asks the Lease's holder to hand over to to, as kubectl annotate lease NAME
-// regent.dev/handover-to=TO does (a merge patch of the annotation alone).
-func (f *chaosFleet) requestHandover(ctx context.Context, name, to string) {
-	f.t.Helper()
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{lock.HandoverToAnnotation: to}}})
-	if err == nil {
-		_, err = cp.Client(controlplane.AdminUser).CoordinationV1().Leases(f.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
-	}
-	if err != nil {
-		f.t.Fatalf("request a handover: %v", err)
-	}
 }
 
 // clearLease replaces the leader's record with a free one in the form client-go's release writes:

@@ -3,9 +3,7 @@ package leader
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -42,18 +40,9 @@ func TestCheckInsideAndOutsideTheWork(t *testing.T) {
 	}
 }
 
-// aheadClock is a fake clock whose Now runs ahead of its timers: a process resumed after a pause.
-type aheadClock struct {
-	*kubefake.Clock
-	ahead atomic.Int64
-}
-
-func (c *aheadClock) Now() time.Time                  { return c.Clock.Now().Add(time.Duration(c.ahead.Load())) }
-func (c *aheadClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
-
 func TestALossFoundByCheckIsReportedThoughTheWorkReturnsAtOnce(t *testing.T) {
 	env := kubefake.NewEnv()
-	clk := &aheadClock{Clock: env.Clock}
+	clk := kubefake.NewPausedClock(env.Clock)
 	core, logs := observer.New(zap.WarnLevel)
 	l, err := lock.NewLease(env.Client.CoordinationV1(), "default", "lock", lock.WithIdentity("a_1"), lock.WithClock(clk))
 	if err != nil {
@@ -65,13 +54,13 @@ func TestALossFoundByCheckIsReportedThoughTheWorkReturnsAtOnce(t *testing.T) {
 	}
 	for range 20 { // the report must not depend on which goroutine runs first
 		err = e.RunAsLeader(context.Background(), func(ctx context.Context) error {
-			clk.ahead.Add(int64(l.Timings().RenewDeadline)) // resumed past the deadline
+			clk.SetPause(l.Timings().RenewDeadline) // resumed past the deadline
 			return Check(ctx)
 		})
 		if !errors.Is(err, ErrLost) {
 			t.Fatalf("RunAsLeader = %v, want ErrLost", err)
 		}
-		clk.ahead.Store(0)
+		clk.SetPause(0)
 	}
 	if n := logs.FilterMessage("leadership lost; cancelling the work").Len(); n != 20 {
 		t.Errorf("the loss was logged %d times in 20 terms ended by Check, want 20", n)

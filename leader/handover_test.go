@@ -18,14 +18,7 @@ func TestHandOverPassesTheLeadershipToTheNamedCandidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	led := make(chan *Leadership, 1)
-	go func() {
-		lb, err := b.Lead(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		led <- lb
-	}()
+	led := leadAsync(t, b)
 	env.Await(t, "b to wait for the held lease", func() bool { return env.Clock.Waiters() >= 2 })
 	if err := la.HandOver(context.Background(), ""); err == nil || la.Err() != nil {
 		t.Fatalf("HandOver to no one = %v with the leadership ending (%v); want a refusal that leaves it", err, la.Err())
@@ -64,14 +57,7 @@ func TestARequestedHandoverStopsTheWorkAndHandsOverToTheNamedCandidate(t *testin
 		})
 	}()
 	kubefake.Receive(t, working, "a to lead")
-	led := make(chan *Leadership, 1)
-	go func() {
-		lb, err := b.Lead(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		led <- lb
-	}()
+	led := leadAsync(t, b)
 	env.Await(t, "b to wait for the held lease", func() bool { return env.Clock.Waiters() >= 3 })
 
 	lease, err := env.Client.CoordinationV1().Leases("default").Get(context.Background(), "lock", metav1.GetOptions{})

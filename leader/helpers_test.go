@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -82,4 +83,18 @@ func (r *events) counts() (acquired, ended, lost, overruns int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.acquired, r.ended, r.lost, r.overruns
+}
+
+// leadAsync starts e.Lead in the background; the leadership arrives on the channel (nil, with
+// the test failed, if Lead failed).
+func leadAsync(t *testing.T, e *Election) <-chan *Leadership {
+	led := make(chan *Leadership, 1)
+	go func() {
+		l, err := e.Lead(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		led <- l
+	}()
+	return led
 }

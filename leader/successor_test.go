@@ -25,14 +25,7 @@ func stopLeading(t *testing.T, env *kubefake.Env, a, b *Election) (led <-chan *L
 		})
 	}()
 	kubefake.Receive(t, working, "a to lead")
-	leds := make(chan *Leadership, 1)
-	go func() {
-		l, err := b.Lead(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		leds <- l
-	}()
+	leds := leadAsync(t, b)
 	env.Await(t, "b to wait for the held lease", func() bool { return env.Clock.Waiters() >= 3 })
 	timers = env.Clock.TimersCreated()
 	cancel() // SIGTERM

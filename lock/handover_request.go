@@ -25,12 +25,7 @@ import (
 // HandoverRequested is closed when someone asked, on the lock's object, that this term hand the
 // lock over; RequestedSuccessor then names the candidate. It is never closed for lock kinds that
 // cannot hand over.
-func (t *Term) HandoverRequested() <-chan struct{} {
-	if t.requested == nil {
-		return nil
-	}
-	return t.requested
-}
+func (t *Term) HandoverRequested() <-chan struct{} { return t.requested }
 
 // RequestedSuccessor is the candidate a handover request named, or "" while none was made.
 func (t *Term) RequestedSuccessor() string {

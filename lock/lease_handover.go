@@ -57,12 +57,7 @@ func (t *Term) HandOver(ctx context.Context, to string) error {
 	case to == t.holder:
 		return &ConfigError{Field: "to", Value: to, Reason: "is this term's own holder; name another candidate"}
 	}
-	t.releaseOnce.Do(func() {
-		t.end(ErrReleased)
-		t.backend.stop()
-		t.releaseErr = h.handOver(ctx, to)
-	})
-	return t.releaseErr
+	return t.endWith(ctx, func(ctx context.Context) error { return h.handOver(ctx, to) })
 }
 
 var _ handOverer = (*leaseTerm)(nil)

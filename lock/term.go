@@ -111,10 +111,17 @@ func (t *Term) Release(ctx context.Context) error {
 	if ctx == nil {
 		return errNil("ctx")
 	}
+	return t.endWith(ctx, t.backend.release)
+}
+
+// endWith ends the term, stops the kind's background work, and makes the term's last write with
+// give (a release or a handover); only the first call has an effect, and later ones return its
+// result.
+func (t *Term) endWith(ctx context.Context, give func(context.Context) error) error {
 	t.releaseOnce.Do(func() {
 		t.end(ErrReleased)
 		t.backend.stop()
-		t.releaseErr = t.backend.release(ctx)
+		t.releaseErr = give(ctx)
 	})
 	return t.releaseErr
 }

@@ -86,19 +86,9 @@ func TestStateReportsTheEndOfATerm(t *testing.T) {
 	}
 }
 
-// pausedClock is the lock's clock seen by a process resumed after a pause: time has moved on,
-// but no timer has run yet.
-type pausedClock struct {
-	*kubefake.Clock
-	ahead atomic.Int64
-}
-
-func (c *pausedClock) Now() time.Time                  { return c.Clock.Now().Add(time.Duration(c.ahead.Load())) }
-func (c *pausedClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
-
 func TestCheckEndsATermPastItsDeadlineBeforeItsTimersRun(t *testing.T) {
 	env := kubefake.NewEnv()
-	clk := &pausedClock{Clock: env.Clock}
+	clk := kubefake.NewPausedClock(env.Clock)
 	l, term := holdLease(t, env, WithClock(clk))
 	if err := term.Check(); err != nil {
 		t.Fatalf("Check of a fresh term = %v, want nil", err)
@@ -106,11 +96,11 @@ func TestCheckEndsATermPastItsDeadlineBeforeItsTimersRun(t *testing.T) {
 	if d, ok := term.Deadline(); !ok || !d.Equal(kubefake.Epoch.Add(l.Timings().RenewDeadline)) {
 		t.Fatalf("Deadline = %v, %v; want the acquisition's send time plus RenewDeadline", d, ok)
 	}
-	clk.ahead.Store(int64(l.Timings().RenewDeadline - time.Millisecond))
+	clk.SetPause(l.Timings().RenewDeadline - time.Millisecond)
 	if err := term.Check(); err != nil {
 		t.Fatalf("Check 1 ms before the deadline = %v, want nil", err)
 	}
-	clk.ahead.Store(int64(l.Timings().RenewDeadline)) // resumed at the deadline; no timer has fired
+	clk.SetPause(l.Timings().RenewDeadline) // resumed at the deadline; no timer has fired
 	err := term.Check()
 	var lost *LostError
 	if !errors.As(err, &lost) || !errors.Is(err, ErrLost) {

@@ -1,173 +1,111 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"fmt"
+	"errors"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
 
-// follow reads the Lease name and then follows it by a watch, calling fn with each version in
-// order (nil while it is absent) until fn returns true, fn fails, or ctx ends. A watch that ends
-// is opened again from the last version seen, or after a fresh read if that version is too old.
-func follow(ctx context.Context, leases coordinationv1client.LeaseInterface, name string, fn func(*coordinationv1.Lease) (bool, error)) error {
-	rv := ""
-	read := func() error {
-		cur, err := leases.Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			cur = nil
-			list, lerr := leases.List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
-			if lerr != nil {
-				return lerr
-			}
-			rv = list.ResourceVersion
-		case err != nil:
-			return err
-		default:
-			rv = cur.ResourceVersion
-		}
-		done, err := fn(cur)
-		if err == nil && done {
-			return errDone
-		}
-		return err
-	}
-	if err := read(); err != nil {
-		return ignoreDone(err)
-	}
-	for {
-		w, err := leases.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: rv, AllowWatchBookmarks: true})
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("watch lease %s: %w", name, err)
-		}
-		err = func() error {
-			defer w.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case ev, ok := <-w.ResultChan():
-					if !ok {
-						return nil // reopen from rv
-					}
-					switch ev.Type {
-					case watch.Error:
-						return read() // the version is too old: read afresh
-					case watch.Bookmark:
-						if l, ok := ev.Object.(*coordinationv1.Lease); ok {
-							rv = l.ResourceVersion
-						}
-						continue
-					}
-					l, ok := ev.Object.(*coordinationv1.Lease)
-					if !ok {
-						continue
-					}
-					rv = l.ResourceVersion
-					if ev.Type == watch.Deleted {
-						l = nil
-					}
-					done, err := fn(l)
-					if err != nil {
-						return err
-					}
-					if done {
-						return errDone
-					}
-				}
-			}
-		}()
-		if err != nil {
-			return ignoreDone(err)
-		}
-	}
-}
-
-var errDone = fmt.Errorf("done")
-
-func ignoreDone(err error) error {
-	if err == errDone {
-		return nil
-	}
-	return err
-}
-
-// leaseClient is the Leases of one namespace.
+// leaseClient is the Leases of one namespace, or of all ("").
 type leaseClient = coordinationv1client.LeaseInterface
 
-// followAll lists the Leases of leases (one namespace, or all) and then follows them by a watch,
-// calling fn with each version in order, keyed namespace/name (nil once deleted), until ctx
-// ends. After a watch error it lists again, and reports the Leases gone meanwhile as deleted.
-func followAll(ctx context.Context, leases leaseClient, fn func(key string, l *coordinationv1.Lease)) error {
+// follow reads the Lease ns/name and then follows it by a watch, calling fn with each version in
+// order (nil while it is absent) until fn returns true, fn fails, or ctx ends.
+func follow(ctx context.Context, leases leaseClient, ns, name string, fn func(*coordinationv1.Lease) (bool, error)) error {
+	return followLeases(ctx, leases, "metadata.name="+name, []string{ns + "/" + name},
+		func(_ string, l *coordinationv1.Lease) (bool, error) { return fn(l) })
+}
+
+// followLeases lists the Leases of leases that match the field selector (empty: all) and then
+// follows them by a watch, calling fn with each version in order, keyed namespace/name, with nil
+// for a Lease deleted (or, for a key of expect, absent from the first list), until fn returns
+// true, fn fails, or ctx ends. A watch that ends is opened again from the last version seen;
+// after a watch error (the version is too old) it lists again and reports the Leases gone
+// meanwhile as deleted.
+func followLeases(ctx context.Context, leases leaseClient, selector string, expect []string, fn func(key string, l *coordinationv1.Lease) (bool, error)) error {
 	known := map[string]bool{}
+	for _, k := range expect {
+		known[k] = true
+	}
 	key := func(l *coordinationv1.Lease) string { return l.Namespace + "/" + l.Name }
+	call := func(k string, l *coordinationv1.Lease) error {
+		if done, err := fn(k, l); err != nil || done {
+			return cmp.Or(err, errDone)
+		}
+		return nil
+	}
 	relist := func() (string, error) {
-		list, err := leases.List(ctx, metav1.ListOptions{})
+		list, err := leases.List(ctx, metav1.ListOptions{FieldSelector: selector})
 		if err != nil {
 			return "", err
 		}
-		now := map[string]bool{}
+		listed := map[string]bool{}
 		for i := range list.Items {
 			k := key(&list.Items[i])
-			now[k] = true
-			fn(k, &list.Items[i])
-		}
-		for k := range known {
-			if !now[k] {
-				fn(k, nil)
+			listed[k] = true
+			if err := call(k, &list.Items[i]); err != nil {
+				return "", err
 			}
 		}
-		known = now
+		for k := range known {
+			if !listed[k] {
+				if err := call(k, nil); err != nil {
+					return "", err
+				}
+			}
+		}
+		known = listed
 		return list.ResourceVersion, nil
 	}
 	rv, err := relist()
 	for err == nil {
 		var w watch.Interface
-		w, err = leases.Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
-		if err != nil {
+		if w, err = leases.Watch(ctx, metav1.ListOptions{FieldSelector: selector, ResourceVersion: rv, AllowWatchBookmarks: true}); err != nil {
 			break
 		}
-		relistNeeded := false
+		stale := false
 		for ev := range w.ResultChan() {
-			l, ok := ev.Object.(*coordinationv1.Lease)
-			switch {
-			case ev.Type == watch.Error:
-				relistNeeded = true
-			case !ok:
-				continue
-			case ev.Type == watch.Bookmark:
-				rv = l.ResourceVersion
-			case ev.Type == watch.Deleted:
-				rv = l.ResourceVersion
-				delete(known, key(l))
-				fn(key(l), nil)
-			default:
-				rv = l.ResourceVersion
-				known[key(l)] = true
-				fn(key(l), l)
+			if ev.Type == watch.Error {
+				stale = true
+				break
 			}
-			if relistNeeded {
+			l, ok := ev.Object.(*coordinationv1.Lease)
+			if !ok {
+				continue
+			}
+			rv = l.ResourceVersion
+			switch ev.Type {
+			case watch.Bookmark:
+				continue
+			case watch.Deleted:
+				delete(known, key(l))
+				err = call(key(l), nil)
+			default:
+				known[key(l)] = true
+				err = call(key(l), l)
+			}
+			if err != nil {
 				break
 			}
 		}
 		w.Stop()
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
 		}
-		if relistNeeded {
+		if err == nil && stale {
 			rv, err = relist()
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if errors.Is(err, errDone) {
+		return nil
 	}
 	return err
 }
+
+// errDone ends followLeases when fn says it is done.
+var errDone = errors.New("done")

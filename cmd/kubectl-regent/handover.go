@@ -40,15 +40,11 @@ RBAC: get, watch and patch on leases.`,
 			if wait < 0 {
 				return usageError{fmt.Sprintf("--wait %v: must not be negative", wait)}
 			}
-			ns, err := e.namespace()
+			ns, leases, err := e.leases(false)
 			if err != nil {
 				return err
 			}
-			cs, _, err := e.clients()
-			if err != nil {
-				return err
-			}
-			return handover(cmd.Context(), e, cs.CoordinationV1().Leases(ns), ns, args[0], to, wait)
+			return handover(cmd.Context(), e, leases, ns, args[0], to, wait)
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the candidate to hand over to: its identity, or its Pod's name")
@@ -83,7 +79,7 @@ func handover(ctx context.Context, e *env, leases leaseClient, ns, name, to stri
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var next string
-	err = follow(wctx, leases, name, func(l *coordinationv1.Lease) (bool, error) {
+	err = follow(wctx, leases, ns, name, func(l *coordinationv1.Lease) (bool, error) {
 		if l == nil {
 			return false, fmt.Errorf("lease %s/%s was deleted", ns, name)
 		}

@@ -29,12 +29,9 @@ RBAC: list on leases (and on configmaps and leaderlocks.regent.dev, where allowe
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			ns := ""
-			if !all {
-				var err error
-				if ns, err = e.namespace(); err != nil {
-					return err
-				}
+			ns, err := e.namespace(all)
+			if err != nil {
+				return err
 			}
 			cs, dyn, err := e.clients()
 			if err != nil {

@@ -77,9 +77,7 @@ func leaseView(l *coordinationv1.Lease, now time.Time) lockView {
 		v.Kind = kindSlot
 	}
 	s := l.Spec
-	if s.HolderIdentity != nil {
-		v.Holder = *s.HolderIdentity
-	}
+	v.Holder = holderOf(l)
 	if s.LeaseTransitions != nil {
 		v.Token = strconv.Itoa(int(*s.LeaseTransitions))
 	}

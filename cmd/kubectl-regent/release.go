@@ -33,15 +33,11 @@ a freed record at once. Use it only when the holder is known to be gone.
 RBAC: get, list, watch and update on leases.`,
 		Args: exactArgs(1, "one argument: the Lease's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := e.namespace()
+			ns, leases, err := e.leases(false)
 			if err != nil {
 				return err
 			}
-			cs, _, err := e.clients()
-			if err != nil {
-				return err
-			}
-			return release(cmd.Context(), e, cs.CoordinationV1().Leases(ns), ns, args[0], force)
+			return release(cmd.Context(), e, leases, ns, args[0], force)
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "free the lock at once, even if its holder is alive")
@@ -59,10 +55,7 @@ func release(ctx context.Context, e *env, leases leaseClient, ns, name string, f
 		return nil
 	}
 	if !force {
-		d := time.Duration(15) * time.Second
-		if s := cur.Spec.LeaseDurationSeconds; s != nil && *s > 0 {
-			d = time.Duration(*s) * time.Second
-		}
+		d := time.Duration(duration32(cur)) * time.Second
 		fmt.Fprintf(e.out, "lease %s/%s is held by %s; watching for %v for a renewal...\n", ns, name, holder, d)
 		if cur, err = awaitExpiry(ctx, leases, cur, d); err != nil {
 			return fmt.Errorf("lease %s/%s: %w", ns, name, err)
@@ -95,7 +88,7 @@ func awaitExpiry(ctx context.Context, leases leaseClient, seen *coordinationv1.L
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var changed error
-	err := follow(wctx, leases, seen.Name, func(l *coordinationv1.Lease) (bool, error) {
+	err := follow(wctx, leases, seen.Namespace, seen.Name, func(l *coordinationv1.Lease) (bool, error) {
 		switch {
 		case l == nil:
 			changed = errors.New("the lease was deleted meanwhile")

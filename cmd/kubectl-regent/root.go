@@ -23,10 +23,27 @@ type env struct {
 	errOut io.Writer
 }
 
-// namespace is the namespace of -n, else the kubeconfig context's, else "default".
-func (e *env) namespace() (string, error) {
+// namespace is "" with all (every namespace: -A), else the namespace of -n, else the
+// kubeconfig context's, else "default".
+func (e *env) namespace(all bool) (string, error) {
+	if all {
+		return "", nil
+	}
 	ns, _, err := e.flags.ToRawKubeConfigLoader().Namespace()
 	return ns, err
+}
+
+// leases is the namespace the command works in ("" with all) and its Lease client.
+func (e *env) leases(all bool) (string, leaseClient, error) {
+	ns, err := e.namespace(all)
+	if err != nil {
+		return "", nil, err
+	}
+	cs, _, err := e.clients()
+	if err != nil {
+		return "", nil, err
+	}
+	return ns, cs.CoordinationV1().Leases(ns), nil
 }
 
 func (e *env) clients() (kubernetes.Interface, dynamic.Interface, error) {

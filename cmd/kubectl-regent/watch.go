@@ -48,14 +48,7 @@ RBAC: get, list and watch on leases.`,
 			if all && len(args) == 1 {
 				return usageError{"-A follows every Lease lock; name no Lease with it"}
 			}
-			ns := ""
-			if !all {
-				var err error
-				if ns, err = e.namespace(); err != nil {
-					return err
-				}
-			}
-			cs, _, err := e.clients()
+			ns, leases, err := e.leases(all)
 			if err != nil {
 				return err
 			}
@@ -71,23 +64,24 @@ RBAC: get, list and watch on leases.`,
 			}
 			if len(args) == 1 {
 				t := newTimeline("")
-				err = follow(ctx, cs.CoordinationV1().Leases(ns), args[0], func(l *coordinationv1.Lease) (bool, error) {
+				err = follow(ctx, leases, ns, args[0], func(l *coordinationv1.Lease) (bool, error) {
 					t.observe(l, time.Now())
 					return false, nil
 				})
 				t.stop()
 			} else {
 				timelines := map[string]*timeline{}
-				err = followAll(ctx, cs.CoordinationV1().Leases(ns), func(key string, l *coordinationv1.Lease) {
+				err = followLeases(ctx, leases, "", nil, func(key string, l *coordinationv1.Lease) (bool, error) {
 					t, ok := timelines[key]
 					if !ok {
 						if l == nil || !isElectionRecord(l) || l.Namespace == "kube-node-lease" {
-							return
+							return false, nil
 						}
 						t = newTimeline(key)
 						timelines[key] = t
 					}
 					t.observe(l, time.Now())
+					return false, nil
 				})
 				for _, t := range timelines {
 					t.stop()
@@ -252,6 +246,7 @@ func transitions(l *coordinationv1.Lease) int32 {
 	return *l.Spec.LeaseTransitions
 }
 
+// duration32 is a record's duration in seconds; client-go's default, 15, when it has none.
 func duration32(l *coordinationv1.Lease) int32 {
 	if l.Spec.LeaseDurationSeconds == nil || *l.Spec.LeaseDurationSeconds <= 0 {
 		return 15
