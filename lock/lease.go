@@ -32,9 +32,11 @@ type Lease struct {
 	// seen is the highest transition count this value has seen in the Lease's records. A Lease
 	// this value creates starts above it, so that tokens keep growing across a deletion.
 	seen int32
-	// gone is the last held record this value saw deleted, or cleared by someone other than its
-	// holder, while it may still be in force.
-	gone *goneRecord
+	// gone are the held records this value saw deleted, or cleared by someone other than their
+	// holder, and its own lost terms, while they may still be in force.
+	gone []goneRecord
+	// unbound is closed when a binding may have been lifted (see unboundC).
+	unbound chan struct{}
 	// last is the last record this value saw of the Lease, and since when it was seen unchanged.
 	last *seenRecord
 	// lastUID is the UID of the last Lease object this value saw; a Lease found absent, or with
@@ -244,6 +246,7 @@ func (l *Lease) saw(cur *coordinationv1.Lease) {
 	defer l.mu.Unlock()
 	l.seen = max(l.seen, rec.transitions)
 	l.lastUID = cur.UID
+	l.supersedeLocked(rec)
 	if l.last == nil || l.last.uid != cur.UID || !l.last.record.equal(rec) {
 		l.last = &seenRecord{record: rec, id: leaseToken(cur, rec).ID, uid: cur.UID, at: l.o.clock.Now()}
 	}

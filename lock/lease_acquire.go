@@ -51,6 +51,8 @@ func (l *Lease) Acquire(ctx context.Context) (*Term, error) {
 			c.retrying = nil
 		case <-c.staggerC():
 			c.stagger, c.staggered = nil, true
+		case <-c.unbound:
+			c.unbound = nil
 		}
 		if term, err := c.act(ctx); term != nil || err != nil {
 			return term, err
@@ -88,6 +90,8 @@ type leaseCandidate struct {
 	checked   bool
 
 	waitedForGone bool // the wait for a deleted record has been logged
+	// unbound closes when a binding this candidate waits for may have been lifted.
+	unbound <-chan struct{}
 }
 
 func newLeaseCandidate(l *Lease) *leaseCandidate {
@@ -100,6 +104,12 @@ func (c *leaseCandidate) timers(add func(ch <-chan time.Time, fired func())) {
 	add(c.expiryC(), func() { c.expiry = nil })
 	add(c.retryC(), func() { c.retrying = nil })
 	add(c.staggerC(), func() { c.stagger, c.staggered = nil, true })
+}
+
+// wakes passes the candidate's channel that closes when a binding it waits for may have been
+// lifted (see Lease.unboundC), with what clears it: for a select over many candidates.
+func (c *leaseCandidate) wakes(add func(ch <-chan struct{}, fired func())) {
+	add(c.unbound, func() { c.unbound = nil })
 }
 
 type pendingWrite struct {
@@ -122,8 +132,9 @@ func (c *leaseCandidate) observe(o observation[*coordinationv1.Lease]) {
 		c.l.o.log.Info("following the lease", zap.Bool("exists", o.exists), zap.String("holder", rec.holder))
 	case c.lease != nil && (!o.exists || o.obj.UID != c.lease.UID) && !c.ownPending():
 		// The Lease was deleted (and perhaps created again): its last record, which this
-		// candidate followed, may still be in force (see goneRecord).
-		c.l.noteGone(c.lease, c.observedAt, c.validFor())
+		// candidate followed, may still be in force, and after a gap in the watch so may a
+		// record it never saw (see noteGone).
+		c.l.noteGone(c.lease, c.observedAt, c.validFor(), o.listed)
 	}
 	if o.exists {
 		rec = recordOf(o.obj)
@@ -205,7 +216,9 @@ func (c *leaseCandidate) actOnce(ctx context.Context) (term *Term, again bool, e
 			zap.Duration("unchangedFor", clk.Since(c.observedAt)))
 	}
 	if !ownWrite && (c.lease == nil || !l.reclaimable(c.lease)) {
+		wake := l.unboundC() // taken before the read: a lifting after it closes this channel
 		if g := l.goneInForce(); g != nil {
+			c.unbound = wake
 			if !c.waitedForGone {
 				l.o.log.Info("a held record of the lease is gone without its holder letting go; waiting until it would have expired",
 					zap.String("how", g.how), zap.String("holder", g.record.holder), zap.Duration("wait", g.expires.Sub(clk.Now())))

@@ -76,9 +76,7 @@ func (lt *leaseTerm) handOver(ctx context.Context, to string) error {
 		lease.Annotations[HandoverToAnnotation] = to
 		lease.Annotations[HandoverOfAnnotation] = lt.term.token.ID
 	})
-	if err != nil || deleted {
-		lt.l.abandon(lt.term.token.ID)
-	}
+	lt.ended(deleted, err)
 	return err
 }
 

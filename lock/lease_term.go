@@ -223,7 +223,10 @@ func (lt *leaseTerm) update(ctx context.Context, base *coordinationv1.Lease, sen
 	return lt.l.leases.Update(ctx, lease, metav1.UpdateOptions{})
 }
 
+// lose ends the term as lost. Until it is released, its work may still run, so the value's own
+// candidates are bound by it as others are by its record (see bindOwnLoss).
 func (lt *leaseTerm) lose(reason string, err error) {
+	lt.l.bindOwnLoss(recordOf(lt.writtenLease()), lt.term.token.ID, lt.exclusiveUntil())
 	if lt.term.loseTerm(reason, err) {
 		lt.l.o.log.Warn("lost", zap.String("reason", reason), zap.Error(err), zap.Int64("token", lt.term.token.Seq))
 	}
@@ -293,10 +296,19 @@ func (lt *leaseTerm) stop() { lt.wg.Wait() }
 // candidate of the value that did not follow the deletion still waits (noteUnseenDeletion).
 func (lt *leaseTerm) release(ctx context.Context) error {
 	deleted, err := lt.clear(ctx)
+	lt.ended(deleted, err)
+	return err
+}
+
+// ended notes the term's end after its last write (deleted: the Lease was found deleted; err:
+// the write failed). The term's work has stopped: a lost term binds the value's candidates no
+// longer, and a record that could not be cleared may be taken again at once.
+func (lt *leaseTerm) ended(deleted bool, err error) {
+	lt.l.unbindOwn(lt.term.token.ID)
 	if err != nil || deleted {
 		lt.l.abandon(lt.term.token.ID)
 	}
-	return err
+	lt.l.wakeBound()
 }
 
 // clear clears the record if it is still this term's; deleted reports a Lease found deleted.

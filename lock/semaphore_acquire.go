@@ -160,8 +160,15 @@ func (w *semaphoreWaiter) selectCases(ctx context.Context, events <-chan observa
 			fired = append(fired, clear)
 		}
 	}
+	addWake := func(ch <-chan struct{}, clear func()) {
+		if ch != nil {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+			fired = append(fired, clear)
+		}
+	}
 	for _, c := range w.slots {
 		c.timers(add)
+		c.wakes(addWake)
 	}
 	return cases, fired
 }

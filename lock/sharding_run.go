@@ -197,11 +197,18 @@ func (r *shardingRun) selectCases(ctx context.Context, events <-chan observation
 			fired = append(fired, clear)
 		}
 	}
+	addWake := func(ch <-chan struct{}, clear func()) {
+		if ch != nil {
+			cases = append(cases, recv(ch))
+			fired = append(fired, clear)
+		}
+	}
 	if r.expiry != nil {
 		add(r.expiry.C(), func() { r.expiry = nil })
 	}
 	for _, c := range r.shards {
 		c.timers(add)
+		c.wakes(addWake)
 	}
 	return cases, fired
 }

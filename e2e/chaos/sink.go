@@ -20,10 +20,12 @@ type TermWrites struct {
 	LastRejected                int64
 }
 
-// Sink is a fencing store: it accepts a write whose token is at least the highest it has
-// accepted and rejects (409 Conflict) any lower one. Workers write to it with
-// POST /write?who=ID&seq=TOKEN. Equal tokens are accepted, because client-go keeps the Lease's
-// transition count when the same holder acquires again.
+// Sink is a fencing store: it accepts a write whose token is above the highest it has accepted,
+// or equal to it from the same writer, and rejects (409 Conflict) any other. Workers write to it
+// with POST /write?who=ID&seq=TOKEN. An equal token is accepted from the same writer only,
+// because client-go keeps the Lease's transition count when the same holder acquires again; an
+// equal token from another writer is a second term with the same token, which fencing must
+// refuse.
 type Sink struct {
 	mu      sync.Mutex
 	highest TermKey // the term of the highest token accepted
@@ -59,7 +61,7 @@ func (s *Sink) Write(k TermKey) bool {
 		tw = &TermWrites{}
 		s.terms[k] = tw
 	}
-	if s.any && k.Seq < s.highest.Seq {
+	if s.any && (k.Seq < s.highest.Seq || (k.Seq == s.highest.Seq && k.Who != s.highest.Who)) {
 		tw.Rejected++
 		tw.LastRejected = now
 		return false

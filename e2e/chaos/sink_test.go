@@ -19,7 +19,7 @@ func TestSinkFencesLowerTokens(t *testing.T) {
 		{TermKey{"a", 0}, false}, // the old term, after a newer one wrote
 		{TermKey{"a", 1}, false},
 		{TermKey{"b", 2}, true},
-		{TermKey{"c", 2}, true}, // equal tokens pass: client-go keeps the count on re-acquisition
+		{TermKey{"c", 2}, false}, // an equal token of another writer is another term: fenced
 		{TermKey{"b", 3}, true},
 	}
 	for i, w := range writes {
@@ -30,8 +30,8 @@ func TestSinkFencesLowerTokens(t *testing.T) {
 	if got := s.Writes(TermKey{"a", 0}); got.Accepted != 2 || got.Rejected != 1 {
 		t.Errorf("a/0 writes = %+v, want 2 accepted, 1 rejected", got)
 	}
-	if got := s.Rejected(); got != 2 {
-		t.Errorf("Rejected() = %d, want 2", got)
+	if got := s.Rejected(); got != 3 {
+		t.Errorf("Rejected() = %d, want 3", got)
 	}
 	if a, b := s.Writes(TermKey{"b", 2}), s.Writes(TermKey{"a", 0}); a.FirstAccepted < b.LastAccepted {
 		t.Errorf("b/2 first accepted at %d, before a/0's last at %d", a.FirstAccepted, b.LastAccepted)
@@ -46,7 +46,10 @@ func TestSinkHTTP(t *testing.T) {
 		want  int
 	}{
 		{"who=a&seq=5", http.StatusOK},
+		{"who=a&seq=5", http.StatusOK}, // the same writer again: client-go keeps the count
+		{"who=b&seq=5", http.StatusConflict},
 		{"who=b&seq=4", http.StatusConflict},
+		{"who=b&seq=6", http.StatusOK},
 		{"who=b", http.StatusBadRequest},
 		{"seq=7", http.StatusBadRequest},
 		{"who=b&seq=x", http.StatusBadRequest},
