@@ -147,6 +147,9 @@ func (l *Leadership) Term() *lock.Term { return l.term }
 // with WithSuccessor, when the leadership ended because Lead's context did. It is safe to call
 // more than once.
 func (l *Leadership) Release(ctx context.Context) error {
+	if ctx == nil {
+		return &lock.ConfigError{Field: "ctx", Value: nil, Reason: "must not be nil"}
+	}
 	if req := l.handoverRequest(); req != nil {
 		return l.HandOver(ctx, req.To)
 	}
@@ -163,6 +166,9 @@ func (l *Leadership) Release(ctx context.Context) error {
 // lock.ErrHandoverUnsupported. Release and HandOver end the leadership once: a later call of
 // either returns the first one's result.
 func (l *Leadership) HandOver(ctx context.Context, to string) error {
+	if ctx == nil {
+		return &lock.ConfigError{Field: "ctx", Value: nil, Reason: "must not be nil"}
+	}
 	if to == "" || to == l.term.Holder() {
 		return &lock.ConfigError{Field: "to", Value: to, Reason: "must name another candidate's identity"}
 	}

@@ -28,7 +28,7 @@ func WithSuccessor(next Successor) Option { return optionFunc(func(o *options) {
 // ended because Lead's context did, and returns "" otherwise.
 func (l *Leadership) stoppingSuccessor(ctx context.Context) string {
 	next := l.e.o.successor
-	if next == nil || l.ctx.Err() == nil || l.lostErr() != nil || l.handoverRequest() != nil {
+	if next == nil || !l.term.CanHandOver() || l.ctx.Err() == nil || l.lostErr() != nil || l.handoverRequest() != nil {
 		return ""
 	}
 	select {

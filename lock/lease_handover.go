@@ -29,6 +29,13 @@ type handOverer interface {
 	handOver(ctx context.Context, to string) error
 }
 
+// CanHandOver reports whether the term's lock kind can hand over (see HandOver): a Lease lock
+// can; a semaphore's slot, a shard and a leader-for-life lock cannot.
+func (t *Term) CanHandOver() bool {
+	_, ok := t.backend.(handOverer)
+	return ok && t.backend != nil
+}
+
 // HandOver ends the term, like Release, but passes the lock to the candidate whose identity is
 // to: instead of freeing the record, the term's last write keeps it held, renewed now, and
 // annotated with to and this term's token. Candidate to takes it at once (its watch brings the
@@ -37,8 +44,9 @@ type handOverer interface {
 // whole seconds: if to does not take the lock by then, anyone may.
 //
 // Call it once the work has stopped, as Release. It writes only if the record is still this
-// term's, and never hands over a record that was lost, deleted or taken; it is safe to call
-// after the term was lost (it then writes nothing). A later Release or HandOver returns the first
+// term's, and never hands over a record that was deleted or taken. A term that was lost while
+// its record still names it (its renewals failed, the deadline passed) writes the handover
+// record all the same: its work has stopped, and the named candidate may take the lock at once. A later Release or HandOver returns the first
 // call's result. A handover is a release, not a guarantee: if to has gone, the lock waits out the
 // short duration above and is then free.
 func (t *Term) HandOver(ctx context.Context, to string) error {

@@ -38,6 +38,12 @@ func (l *Lease) startTerm(written *coordinationv1.Lease, sent time.Time) *Term {
 	lt := &leaseTerm{l: l, term: t, written: written, lastSent: sent}
 	t.backend = lt
 	l.o.log.Info("acquired", zap.Int32("token", rec.transitions))
+	if since := l.o.clock.Since(sent); since >= l.atRiskAfter() && t.setAtRisk(true) {
+		// The acquiring write was answered after the at-risk threshold: the term begins at risk.
+		l.o.log.Warn("at risk from the start: the acquiring write was answered late", zap.Duration("sinceSent", since),
+			zap.Duration("lostIn", l.o.timings.RenewDeadline-since))
+		lt.stateChanged(TermAtRisk)
+	}
 	lt.wg.Add(1)
 	go lt.run()
 	return t

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/regent-k8s/regent/kubefake"
 )
@@ -149,5 +151,42 @@ func TestAtRiskAfterMovesTheThreshold(t *testing.T) {
 	kubefake.Receive(t, changed, "the state to change at 3 s")
 	if state, _ := term.State(); state != TermAtRisk {
 		t.Fatalf("state 3 s after the last renewal = %v, want at-risk", state)
+	}
+}
+
+func TestATermWhoseAcquiringWriteWasAnsweredLateBeginsAtRisk(t *testing.T) {
+	// The create is answered 6 s after it was sent: past half the renew deadline (5 s), so the
+	// term must begin at risk, not healthy (it could be lost without ever being reported). Its
+	// first renewal, due at once, fails, so the state stays at risk.
+	env := kubefake.NewEnv()
+	var failing atomic.Bool
+	failing.Store(true)
+	failLeases(env, "update", failing.Load, apierrors.NewServiceUnavailable("etcd is slow"))
+	env.React("create", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		env.Clock.Step(6 * time.Second)
+		return false, nil, nil
+	})
+	var mu sync.Mutex
+	var states []TermState
+	l := newTestLease(t, env, me, WithStateObserver(func(c StateChange) {
+		mu.Lock()
+		defer mu.Unlock()
+		states = append(states, c.State)
+	}))
+	term, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		failing.Store(false)
+		releaseTerm(t, term)
+	}()
+	if state, _ := term.State(); state != TermAtRisk {
+		t.Fatalf("state of a term acquired 6 s after its write was sent = %v, want at-risk", state)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(states, []TermState{TermAtRisk}) {
+		t.Errorf("the state observer saw %v, want [at-risk]", states)
 	}
 }

@@ -81,6 +81,11 @@ func (l *Label) Key() string { return l.key }
 // Mark labels the Pod, then clears the label from other Pods, retrying until both are done or
 // ctx ends (leader.Marker).
 func (l *Label) Mark(ctx context.Context, term *lock.Term) error {
+	if term == nil {
+		// Another Pod's label is cleared only while the term lasts; without a term, a new
+		// leader's label could be cleared.
+		return &lock.ConfigError{Field: "term", Value: nil, Reason: "must be the term being marked"}
+	}
 	err := l.retry(ctx, "label the leader's Pod", func() error {
 		err := l.patch(ctx, l.pod, l.uid, "", Value)
 		if replaced(err) {

@@ -173,3 +173,22 @@ func TestNewRefusesWhatItCannotUse(t *testing.T) {
 		t.Errorf("a long lock name with its own key: %v, want nil", err)
 	}
 }
+
+func TestMarkWithoutATermIsRefused(t *testing.T) {
+	// Without a term, Mark cannot tell whether it still leads while it clears another Pod's
+	// label; it panicked once another Pod carried the label.
+	key := KeyFor("lock")
+	cs := fake.NewClientset(pod("a", nil), pod("crashed", map[string]string{key: Value}))
+	self, _ := cs.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), ns, "a")
+	l, err := New(cs.CoreV1(), self.(*corev1.Pod), "lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg *lock.ConfigError
+	if err := l.Mark(context.Background(), nil); !errors.As(err, &cfg) || cfg.Field != "term" {
+		t.Fatalf("Mark(ctx, nil) = %v, want a ConfigError on term", err)
+	}
+	if got := labels(t, cs, "crashed")[key]; got != Value {
+		t.Errorf("the other Pod's label was changed to %q", got)
+	}
+}
