@@ -25,13 +25,16 @@ var LeaderElection = fx.Module("regent.leaderelection", fx.Provide(NewLeaderElec
 // LeaderElectionParams are NewLeaderElection's inputs.
 type LeaderElectionParams struct {
 	fx.In
-	Config  Config
-	Info    contextinfo.Info
-	Client  kubernetes.Interface
-	Dynamic dynamic.Interface `optional:"true"`
-	Log     *zap.Logger       `optional:"true"`
-	Metrics *Metrics          `optional:"true"`
-	Health  *Health           `optional:"true"`
+	Config Config
+	Info   contextinfo.Info
+	Client kubernetes.Interface
+	// LockClient, when in the graph (app.Kubernetes provides it), is what the lock uses instead
+	// of Client, so that the workload's requests never delay a renewal.
+	LockClient LockClient        `optional:"true"`
+	Dynamic    dynamic.Interface `optional:"true"`
+	Log        *zap.Logger       `optional:"true"`
+	Metrics    *Metrics          `optional:"true"`
+	Health     *Health           `optional:"true"`
 	// Options and LockOpts collect extra options from the graph: provide them with
 	// fx.Annotate(fn, fx.ResultTags(`group:"regent.leader.options"`)) (or "regent.lock.options").
 	// They are applied after the ones built from Config, so they win.
@@ -105,18 +108,19 @@ func NewLeaderElection(p LeaderElectionParams) (LeaderElectionResult, error) {
 		return LeaderElectionResult{}, &FlagError{Flag: flagNamespace.name, Env: flagNamespace.env, Value: ns,
 			Reason: fmt.Sprintf("a %s lock is owned by its Pod and lives in the Pod's namespace %q", kind, p.Info.Pod.Namespace)}
 	}
+	lc := lockClient(p.LockClient, p.Client)
 	switch kind {
 	case KindLease:
-		l, err = lock.NewLease(p.Client.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, opts...)
+		l, err = lock.NewLease(lc.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, opts...)
 	case KindSemaphore:
-		l, err = lock.NewSemaphore(p.Client.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, p.Config.SemaphoreSize, opts...)
+		l, err = lock.NewSemaphore(lc.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, p.Config.SemaphoreSize, opts...)
 	case KindConfigMap:
-		l, err = lock.NewConfigMapForLife(p.Client.CoreV1(), p.Info.Pod, p.Config.LockName, opts...)
+		l, err = lock.NewConfigMapForLife(lc.CoreV1(), p.Info.Pod, p.Config.LockName, opts...)
 	case KindLeaderLock:
 		if p.Dynamic == nil {
 			return LeaderElectionResult{}, fmt.Errorf("lock kind %s needs a dynamic.Interface in the graph (app.Kubernetes provides one)", KindLeaderLock)
 		}
-		l, err = lock.NewLeaderLockForLife(p.Dynamic, p.Client, p.Info.Pod, p.Config.LockName, opts...)
+		l, err = lock.NewLeaderLockForLife(p.Dynamic, lc, p.Info.Pod, p.Config.LockName, opts...)
 	}
 	if err != nil {
 		return LeaderElectionResult{}, err

@@ -54,7 +54,9 @@ type ShardingParams struct {
 	Config Config
 	Info   contextinfo.Info
 	Client kubernetes.Interface
-	Log    *zap.Logger `optional:"true"`
+	// LockClient, when in the graph, is what the sharding's Leases use instead of Client.
+	LockClient LockClient  `optional:"true"`
+	Log        *zap.Logger `optional:"true"`
 	// LockOpts collect extra lock options from the graph, as for LeaderElection.
 	LockOpts []lock.Option `group:"regent.lock.options"`
 }
@@ -76,7 +78,7 @@ func NewSharding(p ShardingParams, shards int) (*lock.Sharding, error) {
 	}
 	opts := append([]lock.Option{lock.WithIdentity(cmp.Or(p.Config.Identity, p.Info.Identity())), lock.WithLogger(log),
 		lock.WithTimings(p.Config.Timings)}, p.LockOpts...)
-	return lock.NewSharding(p.Client.CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, shards, opts...)
+	return lock.NewSharding(lockClient(p.LockClient, p.Client).CoordinationV1(), cmp.Or(p.Config.Namespace, p.Info.Namespace), p.Config.LockName, shards, opts...)
 }
 
 // ShardedParams are RunSharded's inputs.
