@@ -3,16 +3,20 @@ package app_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"log"
 	"os"
+	"os/signal"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/regent-k8s/regent/app"
@@ -23,24 +27,39 @@ import (
 // The README's Go snippets, verbatim, so that they compile as they stand;
 // TestTheReadmeSnippetsAreHere checks that each one is in this file. They are compiled, not run.
 
-func readmeQuickstart(ctx context.Context) error {
-	cfg, _ := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
-	client := kubernetes.NewForConfigOrDie(cfg)
+func readmeQuickstart() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
-	l, err := lock.NewLease(client.CoordinationV1(), "default", "my-singleton")
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG")) // in a Pod: in-cluster
 	if err != nil {
 		log.Fatal(err)
 	}
-	election, _ := leader.New(l)
+	client := kubernetes.NewForConfigOrDie(cfg) // the work's client
+	// The lock gets a client of its own, so that a renewal never waits behind the work's
+	// requests in the work's client-side rate limiter.
+	lockClient := kubernetes.NewForConfigOrDie(rest.CopyConfig(cfg))
+
+	l, err := lock.NewLease(lockClient.CoordinationV1(), "default", "my-singleton")
+	if err != nil {
+		log.Fatal(err)
+	}
+	election, err := leader.New(l)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	work := func(ctx context.Context) error {
 		token, _ := leader.TokenFrom(ctx) // pass to stores that fence stale writers
 		log.Printf("leading with token %v", token)
-		<-ctx.Done() // do the work until leadership is lost or ctx ends
+		_ = client   // do the work with the work's client ...
+		<-ctx.Done() // ... until leadership is lost or ctx ends
 		return nil
 	}
 	err = leader.RetryOnLost(election.AsLeader(work))(ctx)
-	return err
+	if err != nil && !errors.Is(err, context.Canceled) { // Canceled: stopped by SIGTERM, a clean stop
+		log.Fatal(err)
+	}
 }
 
 func readmeInAnFxApplication(work leader.Work) {

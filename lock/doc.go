@@ -2,6 +2,11 @@
 // each successful acquisition starts a Term, which has a context that ends with it, a Lost
 // signal, a fencing Token and a conditional Release.
 //
+// Give the locks a clientset of their own, built from the same *rest.Config as the workload's
+// (kubernetes.NewForConfig(rest.CopyConfig(cfg))): a clientset has one client-side rate limiter,
+// and a renewal queued behind a busy workload's requests past the renew deadline ends the term.
+// Package app does this for its graph (app.LockClient).
+//
 // # The Lease lock
 //
 // Lease stores the lock in a coordination.k8s.io/v1 Lease, in the same record format as
@@ -96,6 +101,12 @@
 // see may lie in between, and it waits a whole LeaseDuration (or the last record's longer
 // duration) from the read. A waiter therefore waits up to LeaseDuration when a client-go leader
 // releases, and when a regent version before this rule released.
+//
+// Bindings end early only on evidence: a later record of the same holder with a greater count
+// (identities are unique among candidates, so that holder learnt its earlier record was gone;
+// a handover record is one) ends the binding of the earlier record. A term of a Lease value
+// that ends as lost binds the value's own candidates (a second Acquire, a semaphore's other
+// workers) until it is released, its work stopped, or its record would have expired.
 //
 // A term owns a record only if holder and token match: the token is the object's UID with the
 // transition count, so a Lease deleted and created again under the same identity and count is

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,11 +74,13 @@ func run(lockName string) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	clientset, err := kubernetes.NewForConfig(cfg)
+	// The lock's own client (the manager has its own too): a renewal never waits behind the
+	// reconciler's requests in a shared client-side rate limiter.
+	lockClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
 	if err != nil {
 		return err
 	}
-	lease, err := lock.NewLease(clientset.CoordinationV1(), ns, lockName)
+	lease, err := lock.NewLease(lockClient.CoordinationV1(), ns, lockName)
 	if err != nil {
 		return err
 	}

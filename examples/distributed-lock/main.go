@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/regent-k8s/regent/contextinfo"
@@ -58,7 +59,12 @@ func run(ctx context.Context, log *zap.Logger, kubeconfig, lockName string, roun
 	if err != nil {
 		return err
 	}
-	l, err := lock.NewLease(client.CoordinationV1(), info.Namespace, lockName,
+	// The lock's own client: its renewals never queue behind other requests of this process.
+	lockClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		return err
+	}
+	l, err := lock.NewLease(lockClient.CoordinationV1(), info.Namespace, lockName,
 		lock.WithIdentity(info.Identity()), lock.WithLogger(log))
 	if err != nil {
 		return err
