@@ -41,7 +41,8 @@ import (
 // its term as soon as it observes the change (a *LostError; its work is cancelled and must stop
 // within the Lease's margin as on any loss). A candidate confirms the size with a fresh read
 // after taking a slot and before its term begins, so no term of a removed slot begins after
-// the resize was written. A size of 0 drains the semaphore.
+// the resize was written. A size of 0 drains the semaphore. An invalid size (see sizeFrom) is
+// refused with an error log, and the last valid size stays in force.
 //
 // Every object of a semaphore carries the label regent.dev/semaphore=name, so that one watch
 // with that label selector follows them all: a waiter makes no request while every slot is held.
@@ -65,6 +66,10 @@ type Semaphore struct {
 	mu         sync.Mutex
 	slots      map[int]*Lease // each slot's Lease value, kept for this value's life
 	warnedSize int            // the last recorded size that differed from n and was logged
+	// lastValid is the last valid size this value read from the record, -1 before it read one.
+	lastValid int
+	// invalid is the last invalid annotation value that was logged; set while the record is invalid.
+	invalid *string
 }
 
 var _ Lock = (*Semaphore)(nil)
@@ -102,7 +107,7 @@ func NewSemaphore(client coordinationv1client.LeasesGetter, namespace, name stri
 		return nil, err
 	}
 	o.log = o.log.Named("semaphore").With(zapLock(namespace, name))
-	return &Semaphore{leases: client.Leases(namespace), namespace: namespace, name: name, n: n, o: o,
+	return &Semaphore{leases: client.Leases(namespace), namespace: namespace, name: name, n: n, o: o, lastValid: -1,
 		labels: map[string]string{SemaphoreLabel: name}, slots: map[int]*Lease{}}, nil
 }
 
@@ -191,19 +196,35 @@ func recordedSize(rec *coordinationv1.Lease) (size int, ok bool) {
 	return size, true
 }
 
-// sizeFrom is the size that waiters follow, given the size record: a record whose size cannot
-// be read lets no slot be taken until it is mended.
+// sizeFrom is the size that waiters follow, given the size record. A record whose size cannot be
+// read (an annotation removed, empty, negative, not a number, above MaxSemaphoreSize) is refused
+// with an error log, and the last valid size this value read stays in force; a value that never
+// read a valid one takes no slot until the record is mended (it cannot know how many others
+// hold). Holders keep their slots either way.
 func (s *Semaphore) sizeFrom(rec *coordinationv1.Lease) int {
 	size, ok := recordedSize(rec)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !ok {
+		v, found := rec.Annotations[SemaphoreSizeAnnotation]
+		if !found {
+			v = "(removed)"
+		}
+		if s.invalid == nil || *s.invalid != v {
+			s.invalid = &v
+			keeping := "no slot is taken until it is mended: this process never read a valid size"
+			if s.lastValid >= 0 {
+				keeping = fmt.Sprintf("keeping the last valid size, %d, until it is mended", s.lastValid)
+			}
+			s.o.log.Error("the semaphore's size record has no valid size; refused, "+keeping,
+				zap.String("annotation", SemaphoreSizeAnnotation), zap.String("value", v),
+				zap.String("accepted", fmt.Sprintf("a whole number from 0 to %d", MaxSemaphoreSize)))
+		}
+		return max(s.lastValid, 0)
+	}
+	s.invalid, s.lastValid = nil, size
 	switch {
-	case !ok && s.warnedSize != -1:
-		s.warnedSize = -1
-		s.o.log.Error("the semaphore's size record has no valid size: no slot is taken until it is mended",
-			zap.String("annotation", SemaphoreSizeAnnotation), zap.String("value", rec.Annotations[SemaphoreSizeAnnotation]),
-			zap.String("accepted", fmt.Sprintf("a whole number from 0 to %d", MaxSemaphoreSize)))
-	case ok && size != s.n && size != s.warnedSize:
+	case size != s.n && size != s.warnedSize:
 		s.warnedSize = size
 		s.o.log.Warn("the semaphore's recorded size differs from the size this process was given; following the record (Resize changes it)",
 			zap.Int("recorded", size), zap.Int("given", s.n))
@@ -330,7 +351,7 @@ func (s *Semaphore) Observe(ctx context.Context, fn func(Observation)) error {
 	}
 	objects := map[string]*coordinationv1.Lease{}
 	var last []string
-	sent := false
+	sent, size := false, 0
 	return observe(ctx, s.watcher(), func(o observation[*coordinationv1.Lease]) {
 		switch {
 		case o.listed:
@@ -343,9 +364,8 @@ func (s *Semaphore) Observe(ctx context.Context, fn func(Observation)) error {
 		default:
 			delete(objects, o.obj.Name)
 		}
-		size := 0
 		if rec, ok := objects[s.name]; ok {
-			size, _ = recordedSize(rec)
+			size = s.sizeFrom(rec) // an invalid record keeps the last valid size
 		}
 		holders := make([]string, size)
 		for i := range holders {

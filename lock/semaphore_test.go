@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -352,3 +354,64 @@ func TestSemaphoreSlotDeletedWhileHeldBindsLikeItsRecord(t *testing.T) {
 		t.Errorf("token %d, want 4: one above the deleted record's, so that tokens keep growing", got.term.Token().Seq)
 	}
 }
+
+func TestSemaphoreRefusesAnInvalidSizeAndKeepsTheLastValidOne(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		value *string // nil: the annotation removed
+	}{
+		{"negative", ptrTo("-1")}, {"garbage", ptrTo("five")}, {"empty", ptrTo("")},
+		{"above the maximum", ptrTo("1001")}, {"removed", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := kubefake.NewEnv()
+			ctx := context.Background()
+			core, logs := observer.New(zap.ErrorLevel)
+			log := zap.New(core)
+			a, b := newTestSemaphore(t, env, "a_1", 2, WithLogger(log)), newTestSemaphore(t, env, "b_1", 2, WithLogger(log))
+			c := newTestSemaphore(t, env, "c_1", 2, WithLogger(log))
+			ta, err := a.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer releaseTerm(t, ta)
+			tb, err := b.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer releaseTerm(t, tb)
+			res := acquireAsync(ctx, c)
+			env.Await(t, "c's expiry timers for both held slots", func() bool { return env.Clock.Waiters() == 6 })
+
+			rec := getObject(t, env, semName).DeepCopy()
+			if tt.value == nil {
+				delete(rec.Annotations, SemaphoreSizeAnnotation)
+			} else {
+				rec.Annotations[SemaphoreSizeAnnotation] = *tt.value
+			}
+			putLease(t, env, rec)
+			env.Await(t, "c to refuse the size loudly", func() bool {
+				return logs.FilterMessageSnippet("keeping the last valid size, 2").Len() > 0
+			})
+			if closed(ta.Done()) || closed(tb.Done()) {
+				t.Fatalf("a holder lost its slot to an invalid size: %v, %v", ta.Err(), tb.Err())
+			}
+			noTerm(t, res, "a waiter after an invalid size")
+
+			// Mended to 3: c takes the slot added.
+			rec = getObject(t, env, semName).DeepCopy()
+			if rec.Annotations == nil {
+				rec.Annotations = map[string]string{}
+			}
+			rec.Annotations[SemaphoreSizeAnnotation] = "3"
+			putLease(t, env, rec)
+			got := kubefake.Receive(t, res, "c's acquisition once the size was mended to 3")
+			if got.err != nil {
+				t.Fatal(got.err)
+			}
+			releaseTerm(t, got.term)
+		})
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
