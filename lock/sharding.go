@@ -32,7 +32,8 @@ import (
 // identity), and renews it like any Lease. A member is live for the others while its membership
 // Lease is held and not expired as they observe it, so a member that crashes stops counting
 // when its membership Lease expires, and its shards are taken when their Leases expire, at about
-// the same time. Every object of a sharding carries the label regent.dev/sharding=name, so one
+// the same time. Membership Leases that are free or expired are deleted (see
+// sharding_members.go; RBAC needs delete on leases). Every object of a sharding carries the label regent.dev/sharding=name, so one
 // watch with that selector follows all members and shards: a member at its share makes no
 // request other than its renewals.
 //

@@ -104,6 +104,8 @@ type shardingRun struct {
 type memberView struct {
 	record     leaseRecord
 	observedAt time.Time // when the record was first seen as it is, on the lock's clock
+	ref        memberRef // the version observed
+	collected  bool      // this version's delete was tried (see collectMembers)
 }
 
 // liveUntil is when the member stops counting as live, unless its record changes first.
@@ -151,6 +153,10 @@ func (r *shardingRun) loop(ctx context.Context, events <-chan observation[*coord
 			r.s.o.log.Info("joined again")
 		case 4:
 			r.s.o.log.Warn("membership lost; taking it again", zap.Error(r.member.Err()))
+			// A membership guards no work: its lost term is over at once.
+			if err := r.member.Release(ctx); err != nil {
+				r.s.o.log.Info("could not release the lost membership", zap.Error(err))
+			}
 			r.member = nil
 			r.join(ctx)
 		default:
@@ -268,7 +274,7 @@ func (r *shardingRun) observeObject(obj *coordinationv1.Lease, exists bool) {
 		if m, ok := r.members[obj.Name]; ok && m.record.equal(rec) {
 			return
 		}
-		r.members[obj.Name] = memberView{record: rec, observedAt: r.clock.Now()}
+		r.members[obj.Name] = memberView{record: rec, observedAt: r.clock.Now(), ref: memberRefOf(obj)}
 	default:
 		if i := r.s.shardIndex(obj.Name); i >= 0 {
 			r.candidate(i).observe(observation[*coordinationv1.Lease]{obj: obj, exists: exists})
@@ -319,6 +325,7 @@ func (r *shardingRun) balance(ctx context.Context) error {
 		return nil
 	}
 	live, holds := r.live()
+	r.collectMembers(ctx, live)
 	share := shareOf(r.s.o.identity, live, holds, r.s.k)
 	var kept []int
 	for i, w := range r.running {
@@ -385,6 +392,8 @@ func (r *shardingRun) leave() {
 	if r.member != nil {
 		if err := r.member.Release(context.Background()); err != nil {
 			r.s.o.log.Info("could not release the membership; it expires", zap.Error(err))
+		} else {
+			r.s.leaveMembership(context.Background())
 		}
 	}
 	for _, w := range r.running {
